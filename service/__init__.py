@@ -1,0 +1,1 @@
+"""streamuq HTTP/WebSocket service."""
