@@ -47,6 +47,13 @@ class ModeConflict(StreamUQError):
     code = "mode_conflict"
 
 
+class FrameSuperseded(StreamUQError):
+    """A newer frame of the same stream replaced this one in the queue (newest wins)."""
+
+    status_code = 409
+    code = "frame_superseded"
+
+
 class PayloadTooLarge(StreamUQError):
     status_code = 413
     code = "payload_too_large"

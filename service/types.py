@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -82,3 +83,33 @@ class StreamInfo:
     last_seen: float
     state_bytes: int
     owner: str | None = None  # the API key's id that created it, when keys are on
+
+
+class EngineObserver(Protocol):
+    """How the engine reports to the metrics layer without importing it."""
+
+    def batch_done(self, size: int) -> None: ...
+
+    def frame_done(self, mode: Mode, outcome: str, timings: Mapping[str, float]) -> None:
+        """`outcome`: "ok", "error" or "rejected"; `timings` in seconds per stage."""
+
+    def frame_dropped(self, reason: str) -> None:
+        """`reason`: "superseded", "queue_full", "too_many_streams", "shutdown", ..."""
+
+    def gauges(self, streams_active: int, queue_depth: int, state_bytes: int) -> None: ...
+
+
+class NullObserver:
+    """The observer used when nobody listens (unit tests, benchmarks)."""
+
+    def batch_done(self, size: int) -> None:
+        pass
+
+    def frame_done(self, mode: Mode, outcome: str, timings: Mapping[str, float]) -> None:
+        pass
+
+    def frame_dropped(self, reason: str) -> None:
+        pass
+
+    def gauges(self, streams_active: int, queue_depth: int, state_bytes: int) -> None:
+        pass
