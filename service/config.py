@@ -26,12 +26,14 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False  # torch.compile the model (CUDA mostly)
     threads: int = Field(0, ge=0)  # torch/ORT intra-op threads; 0 = library default
+    onnx_cache_dir: Path | None = None  # where the ONNX backend exports to; None = ~/.cache/streamuq/onnx
 
     # Streams and their state
     default_mode: Mode = DEFAULT_MODE
     tau_frames: float = Field(1.25, gt=0)  # decay constant when frames carry no timestamp
     tau_seconds: float = Field(1.25 / 30, gt=0)  # decay constant for capture timestamps
     bnn_samples: int = Field(30, ge=1, le=256)
+    bnn_batch_size: int = Field(8, ge=1)  # MC-dropout samples run together in one forward pass
     max_streams: int = Field(64, ge=1)
     stream_ttl_s: float = Field(300.0, gt=0)
     scene_cut_threshold: float = Field(0.5, gt=0)  # mean total-variation between P and the new p

@@ -1,0 +1,91 @@
+"""Pure tensor functions of the uncertainty maths: entropy, the temporal EMA, the output maps.
+
+VQ-BNN (Park et al., AAAI 2021) approximates the predictive distribution of
+frame t by the importance-weighted ensemble of recent per-frame predictions,
+p(y | x_t) ≈ Σ_k π_k p(y | x_k, w_k) with π_k ∝ exp(-|t - t_k| / τ). Kept as a
+normalised running average it costs one element-wise update a frame:
+
+    a = exp(-(t - t_last) / τ)
+    P ← (a·W·P + p) / (a·W + 1);  A ← (a·W·A + H(p)) / (a·W + 1);  W ← a·W + 1
+
+`P` is the ensemble's probabilities, `A` the ensemble's expected entropy
+(aleatoric); H(P) − A is the mutual information (epistemic). Every function is
+batched over a leading dimension S (slots or frames) and runs where its inputs
+live; nothing here synchronises with the host.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class MapBatch(NamedTuple):
+    """Output maps of S frames at the model's size: `mask` S×h×w int64, the rest S×h×w float32."""
+
+    mask: torch.Tensor
+    confidence: torch.Tensor
+    entropy: torch.Tensor
+    aleatoric: torch.Tensor
+    epistemic: torch.Tensor
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """S×C×h×w logits (any float dtype) → S×C×h×w float32 probabilities, summed over dim 1."""
+    return logits.float().softmax(dim=1)
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """S×C×h×w probabilities → S×h×w entropy in nats (0·log 0 counts as 0)."""
+    ent: torch.Tensor = torch.special.entr(probs).sum(dim=1)
+    return ent
+
+
+def decay(t: torch.Tensor, t_last: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Per-slot decay a = exp(-(t - t_last) / τ): S float64 each → S float32.
+
+    Float64 in, because capture timestamps (~1.7e9 s) lose their sub-second part in float32.
+    """
+    return torch.exp(-(t - t_last) / tau).float()
+
+
+def ema_update(
+    P: torch.Tensor, A: torch.Tensor, weight: torch.Tensor, probs: torch.Tensor, ent: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One normalised EMA step for S slots; returns new (P, A, W).
+
+    `P` S×C×h×w and `probs` S×C×h×w float32; `A` and `ent` S×h×w float32;
+    `weight` S float32 is the already-decayed a·W (0 starts the slot afresh: P ← p).
+    """
+    denom = weight + 1.0
+    w4 = (weight / denom).view(-1, 1, 1, 1)
+    n4 = (1.0 / denom).view(-1, 1, 1, 1)
+    new_P = P * w4 + probs * n4
+    new_A = A * w4[:, 0] + ent * n4[:, 0]
+    return new_P, new_A, denom
+
+
+def total_variation(P: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of ½·Σ_c |P − p|, in [0, 1]: S×C×h×w twice → S float32.
+
+    The scene-cut signal: how far the new frame's prediction is from the stream's ensemble.
+    """
+    return 0.5 * (P - probs).abs().sum(dim=1).mean(dim=(1, 2))
+
+
+def output_maps(P: torch.Tensor, A: torch.Tensor) -> MapBatch:
+    """Maps from ensemble probabilities `P` S×C×h×w and expected entropy `A` S×h×w.
+
+    `epistemic = max(H(P) − A, 0)`: by concavity of entropy H(P) ≥ A exactly; the
+    clamp only removes float rounding.
+    """
+    confidence, mask = P.max(dim=1)
+    total = entropy(P)
+    return MapBatch(
+        mask=mask,
+        confidence=confidence,
+        entropy=total,
+        aleatoric=A,
+        epistemic=(total - A).clamp_min(0.0),
+    )
