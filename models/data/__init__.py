@@ -1,0 +1,1 @@
+"""Data for the segmentation nets: labelled synthetic street video and a CamVid-format loader."""
