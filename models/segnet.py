@@ -83,8 +83,9 @@ class SegNet(nn.Module):
         pad_h = (-height) % _MULTIPLE
         pad_w = (-width) % _MULTIPLE
         x = (images - self.mean) / self.std
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        # Unconditional (a no-op pad when already a multiple): a Python branch on the size
+        # would make torch.export specialise the ONNX graph to one padding.
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
         skips: list[torch.Tensor] = []
         for level in range(5):
