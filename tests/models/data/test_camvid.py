@@ -105,5 +105,5 @@ def test_load_camvid_folder_pairs_every_labelled_frame() -> None:
 
 def test_load_camvid_folder_without_labels_fails(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
-    with pytest.raises(FileNotFoundError, match="_L.png"):
+    with pytest.raises(FileNotFoundError, match=r"_L\.png"):
         load_camvid_folder(tmp_path)
