@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -99,20 +99,26 @@ def _decode(source: Path) -> tuple[Iterator[tuple[float, Image.Image]], float, i
         files = sorted((p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if not files:
             raise ClientError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        stills = ((i / DEFAULT_IMAGE_FPS, Image.open(p)) for i, p in enumerate(files))
-        return stills, DEFAULT_IMAGE_FPS, len(files)
+
+        def stills() -> Iterator[tuple[float, Image.Image]]:
+            for i, path in enumerate(files):
+                with Image.open(path) as image:
+                    yield i / DEFAULT_IMAGE_FPS, image.convert("RGB")
+
+        return stills(), DEFAULT_IMAGE_FPS, len(files)
     if not source.is_file():
         raise ClientError(f"{source} is neither a video file nor a folder of images")
     if source.suffix.lower() == ".gif":
-        gif = Image.open(source)
-        durations = [
-            max(int(frame.info.get("duration", 100)), 10) / 1000 for frame in ImageSequence.Iterator(gif)
-        ]
+        with Image.open(source) as gif:
+            durations = [
+                max(int(f.info.get("duration", 100)), 10) / 1000 for f in ImageSequence.Iterator(gif)
+            ]
         starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
 
         def gif_frames() -> Iterator[tuple[float, Image.Image]]:
-            for start, frame in zip(starts, ImageSequence.Iterator(gif), strict=True):
-                yield float(start), frame.convert("RGB")
+            with Image.open(source) as gif:
+                for start, frame in zip(starts, ImageSequence.Iterator(gif), strict=True):
+                    yield float(start), frame.convert("RGB")
 
         return gif_frames(), len(durations) / float(sum(durations)), len(durations)
     return _decode_video(source)
@@ -323,7 +329,7 @@ def ws_url(base: str, stream_id: str, mode: str, outputs: list[str]) -> str:
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if scheme is None:
         raise ClientError(f"--url {base}: use http://host:port or https://host")
-    path = f"{parts.path.rstrip('/')}/v1/streams/{stream_id}/ws"
+    path = f"{parts.path.rstrip('/')}/v1/streams/{quote(stream_id, safe='')}/ws"
     return urlunsplit(
         (scheme, parts.netloc, path, urlencode({"mode": mode, "outputs": ",".join(outputs)}), "")
     )
