@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import SERVICE_VERSION, errors, frames, health, kserve, models, streams, ws
+from service.api import SERVICE_VERSION, demo, errors, frames, health, kserve, models, streams, ws
 from service.api.deps import EngineAPI
 from service.broadcast import Broadcaster
 from service.config import Settings
@@ -50,5 +50,5 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory =
     errors.install(app)
     for router in (frames.router, streams.router, ws.router, models.router, kserve.router, health.router):
         app.include_router(router)
-    # The demo page (service/api/demo.py, GET /) is included here when it lands.
+    app.include_router(demo.router)  # the live demo page at GET /
     return app
