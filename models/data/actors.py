@@ -147,9 +147,11 @@ def vehicle(look: VehicleLook, foot_x: float, foot_y: float, width: float, e: fl
         rgb[glass] = (0.2, 0.23, 0.27)
     lights = (au > 0.36) & (au < 0.47) & (v > 0.33) & (v < 0.42)
     rgb[lights] = (0.85, 0.15, 0.1)
+    # Dark flanks and sill give every body an outline, even a grey car on grey asphalt.
+    rgb[body & ((au > 0.45) | (v < 0.1))] *= 0.55
     rgb[wheels] = (0.06, 0.06, 0.06)
-    bumper = (au < 0.5) & (v > 0.06) & (v < 0.12)
-    rgb[bumper] *= 0.5
+    plate = (au < 0.1) & (v > 0.16) & (v < 0.24)
+    rgb[plate] = (0.9, 0.9, 0.85)
     return Sprite(top, left, mask, rgb, _full(mask, VEHICLE), e)
 
 

@@ -183,12 +183,12 @@ def generate_stream(spec: StreamSpec) -> VideoStream:
     pan_phase = float(rng.uniform(0, 2 * math.pi))
     cy0 = float(rng.uniform(h / 2 + 3, ch - h / 2 - 3))
     shake_std = float(rng.uniform(0.2, 2.0))
-    gain0 = float(rng.uniform(0.7, 1.15))
+    gain0 = float(rng.uniform(0.6, 1.2))
     gain_amp = float(rng.uniform(0.0, 0.25))
     gain_period = float(rng.uniform(30, 90))
     gain_phase = float(rng.uniform(0, 2 * math.pi))
     tint = rng.uniform(0.9, 1.1, size=3).astype(np.float32)
-    noise_std = float(rng.uniform(2.0, 7.0))
+    noise_std = float(rng.uniform(3.0, 9.0))
     unknown = make_unknown(np.random.default_rng([spec.seed, _RNG_UNKNOWN])) if spec.unknown_object else None
     corrupt_rng = np.random.default_rng([spec.seed, _RNG_CORRUPT]) if spec.corruption else None
 

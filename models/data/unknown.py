@@ -45,7 +45,7 @@ def make_unknown(rng: np.random.Generator) -> UnknownObject:
     ).astype(np.float32)
     return UnknownObject(
         colours=palette[pick],
-        size=float(rng.uniform(1.6, 2.6)),
+        size=float(rng.uniform(1.0, 1.8)),
         aspect=float(rng.uniform(0.7, 1.2)),
         stripes=float(rng.uniform(3.0, 7.0)),
         lobes=lobes,
