@@ -1,0 +1,172 @@
+"""The demo page in a real browser: headless Chromium (Playwright) against a live `streamuq serve`.
+
+Feeds a street clip (made into a VP8 .webm from the shared GIF), waits for results and
+reads the canvases back. Saves the screenshot the README shows, to
+`docs/images/demo.png` (or `$STREAMUQ_DEMO_SCREENSHOT`).
+
+Needs /usr/bin/chromium (Debian `chromium`; `.ci/run` installs it): skipped without
+it locally, failed without it in CI (`CI` set).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from PIL import Image, ImageSequence
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+CLIP = REPO.parent / "shared" / "data" / "camvid" / "clips" / "street-1.gif"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(os.environ.get("STREAMUQ_DEMO_SCREENSHOT", REPO / "docs" / "images" / "demo.png"))
+
+# Distinct colours and the share of opaque pixels of a canvas, read back with getImageData.
+CANVAS_CONTENT = """(id) => {
+  const canvas = document.getElementById(id);
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const colours = new Set();
+  let opaque = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] > 0) opaque += 1;
+    colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  }
+  return { colours: colours.size, opaque: opaque / (data.length / 4), width: canvas.width };
+}"""
+
+
+def _stat(page: Any, name: str) -> str:
+    return str(page.locator(f"#stat-{name}").inner_text())
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test, but {reason}")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamuq serve` with the shipped model in a subprocess on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamuq serve exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamuq serve not ready after 120 s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture()
+def clip_webm(tmp_path: Path) -> Path:
+    """The shared street GIF as a VP8 .webm, which every Chromium build plays."""
+    if not CLIP.is_file():
+        pytest.skip(f"sample clip {CLIP} is not here")
+    path = tmp_path / "street.webm"
+    with Image.open(CLIP) as gif, av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx", rate=20)
+        stream.width, stream.height = gif.size
+        stream.pix_fmt = "yuv420p"
+        for frame in ImageSequence.Iterator(gif):
+            container.mux(stream.encode(av.VideoFrame.from_image(frame.convert("RGB"))))
+        container.mux(stream.encode())
+    return path
+
+
+def test_demo_page_streams_a_clip_and_draws_mask_and_uncertainty(
+    chromium: Path, live_server: str, clip_webm: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 640})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{live_server}/")
+            page.wait_for_function("window.streamuq && window.streamuq.model !== null", timeout=30_000)
+            assert page.locator("#legend li").count() == len(page.evaluate("window.streamuq.model.classes"))
+
+            page.set_input_files("#file", str(clip_webm))
+            page.wait_for_function("window.streamuq.frames >= 6", timeout=90_000)
+            frames_before = int(_stat(page, "frames"))
+            page.wait_for_function(f"window.streamuq.frames >= {frames_before + 4}", timeout=90_000)
+
+            assert int(_stat(page, "frames")) > frames_before
+            assert float(_stat(page, "fps")) > 0
+            assert _stat(page, "latency").endswith(" ms")
+            assert page.locator("#status").get_attribute("class") == "status", page.locator(
+                "#status"
+            ).inner_text()
+
+            overlay = page.evaluate(CANVAS_CONTENT, "overlay")
+            heatmap = page.evaluate(CANVAS_CONTENT, "heatmap")
+            assert overlay["width"] == 240 and overlay["opaque"] == 1.0 and overlay["colours"] > 500, overlay
+            assert heatmap["width"] == 240 and heatmap["opaque"] == 1.0 and heatmap["colours"] >= 2, heatmap
+
+            # Controls: another uncertainty redraws at once; the mode and reset go to the server.
+            page.select_option("#uncertainty", "confidence")
+            assert page.locator("#cbar-max").inner_text() == "1.0"
+            page.select_option("#mode", "vq-dnn")
+            page.click("#reset")
+            frames_before = int(_stat(page, "frames"))
+            page.wait_for_function(f"window.streamuq.frames >= {frames_before + 3}", timeout=90_000)
+            assert page.locator("#status").get_attribute("class") == "status", page.locator(
+                "#status"
+            ).inner_text()
+            assert page.evaluate(CANVAS_CONTENT, "heatmap")["colours"] >= 2
+
+            page.select_option("#uncertainty", "entropy")
+            page.wait_for_function(f"window.streamuq.frames >= {frames_before + 5}", timeout=90_000)
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT))
+            page.click("#stop")
+        finally:
+            browser.close()
+    assert not errors, errors
