@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A synthetic camera (a moving test pattern) for getUserMedia, allowed without a prompt.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 SCREENSHOT = Path(os.environ.get("STREAMUQ_DEMO_SCREENSHOT", REPO / "docs" / "images" / "demo.png"))
 
@@ -66,6 +69,44 @@ def chromium() -> Path:
             pytest.fail(f"CI must run the browser test, but {reason}")
         pytest.skip(reason)
     return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture()
+def page(browser: Any, live_server: str) -> Iterator[Any]:
+    """The demo page, loaded and holding the model; fails the test on any uncaught page error."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 640})
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server}/")
+    page.wait_for_function("window.streamuq && window.streamuq.model !== null", timeout=30_000)
+    yield page
+    page.click("#stop")
+    context.close()
+    assert not errors, errors
+
+
+def _wait_frames(page: Any, more: int) -> None:
+    """Wait until `more` results beyond those drawn so far have been drawn."""
+    target = int(page.evaluate("window.streamuq.frames")) + more
+    page.wait_for_function(f"window.streamuq.frames >= {target}", timeout=90_000)
+
+
+def _assert_no_error(page: Any) -> None:
+    status = page.locator("#status")
+    assert status.get_attribute("class") == "status", status.inner_text()
 
 
 @pytest.fixture(scope="module")
@@ -118,55 +159,42 @@ def clip_webm(tmp_path: Path) -> Path:
     return path
 
 
-def test_demo_page_streams_a_clip_and_draws_mask_and_uncertainty(
-    chromium: Path, live_server: str, clip_webm: Path
-) -> None:
-    from playwright.sync_api import sync_playwright
+def test_demo_page_streams_a_clip_and_draws_mask_and_uncertainty(page: Any, clip_webm: Path) -> None:
+    assert page.locator("#legend li").count() == len(page.evaluate("window.streamuq.model.classes"))
+    page.set_input_files("#file", str(clip_webm))
+    _wait_frames(page, 6)
+    frames_before = int(_stat(page, "frames"))
+    _wait_frames(page, 4)
+    assert int(_stat(page, "frames")) >= frames_before + 4
+    assert float(_stat(page, "fps")) > 0
+    assert _stat(page, "latency").endswith(" ms")
+    _assert_no_error(page)
 
-    errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 640})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{live_server}/")
-            page.wait_for_function("window.streamuq && window.streamuq.model !== null", timeout=30_000)
-            assert page.locator("#legend li").count() == len(page.evaluate("window.streamuq.model.classes"))
+    overlay = page.evaluate(CANVAS_CONTENT, "overlay")
+    heatmap = page.evaluate(CANVAS_CONTENT, "heatmap")
+    assert overlay["width"] == 240 and overlay["opaque"] == 1.0 and overlay["colours"] > 500, overlay
+    assert heatmap["width"] == 240 and heatmap["opaque"] == 1.0 and heatmap["colours"] >= 2, heatmap
 
-            page.set_input_files("#file", str(clip_webm))
-            page.wait_for_function("window.streamuq.frames >= 6", timeout=90_000)
-            frames_before = int(_stat(page, "frames"))
-            page.wait_for_function(f"window.streamuq.frames >= {frames_before + 4}", timeout=90_000)
+    # Controls: another uncertainty redraws at once; the mode and reset go to the server.
+    page.select_option("#uncertainty", "confidence")
+    assert page.locator("#cbar-max").inner_text() == "1.0"
+    page.select_option("#mode", "vq-dnn")
+    page.click("#reset")
+    _wait_frames(page, 3)
+    _assert_no_error(page)
+    assert page.evaluate(CANVAS_CONTENT, "heatmap")["colours"] >= 2
 
-            assert int(_stat(page, "frames")) > frames_before
-            assert float(_stat(page, "fps")) > 0
-            assert _stat(page, "latency").endswith(" ms")
-            assert page.locator("#status").get_attribute("class") == "status", page.locator(
-                "#status"
-            ).inner_text()
+    page.select_option("#mode", "vq-bnn")
+    page.select_option("#uncertainty", "entropy")
+    _wait_frames(page, 5)
+    page.mouse.move(0, 0)  # no hover highlight in the picture
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
 
-            overlay = page.evaluate(CANVAS_CONTENT, "overlay")
-            heatmap = page.evaluate(CANVAS_CONTENT, "heatmap")
-            assert overlay["width"] == 240 and overlay["opaque"] == 1.0 and overlay["colours"] > 500, overlay
-            assert heatmap["width"] == 240 and heatmap["opaque"] == 1.0 and heatmap["colours"] >= 2, heatmap
 
-            # Controls: another uncertainty redraws at once; the mode and reset go to the server.
-            page.select_option("#uncertainty", "confidence")
-            assert page.locator("#cbar-max").inner_text() == "1.0"
-            page.select_option("#mode", "vq-dnn")
-            page.click("#reset")
-            frames_before = int(_stat(page, "frames"))
-            page.wait_for_function(f"window.streamuq.frames >= {frames_before + 3}", timeout=90_000)
-            assert page.locator("#status").get_attribute("class") == "status", page.locator(
-                "#status"
-            ).inner_text()
-            assert page.evaluate(CANVAS_CONTENT, "heatmap")["colours"] >= 2
-
-            page.select_option("#uncertainty", "entropy")
-            page.wait_for_function(f"window.streamuq.frames >= {frames_before + 5}", timeout=90_000)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
-            page.click("#stop")
-        finally:
-            browser.close()
-    assert not errors, errors
+def test_demo_page_streams_the_webcam(page: Any) -> None:
+    page.click("#webcam")
+    _wait_frames(page, 3)
+    _assert_no_error(page)
+    overlay = page.evaluate(CANVAS_CONTENT, "overlay")
+    assert overlay["width"] == 480 and overlay["opaque"] == 1.0 and overlay["colours"] > 10, overlay
