@@ -230,13 +230,12 @@ class Engine:
             self.streams.check_capacity(chosen)
             stream = self.streams.create(stream_id, chosen, owner)
         clock, time_ = self.streams.check_time(stream, timestamp)
-        if latest_wins:
-            self._supersede(stream)
+        dropped = self._supersede(stream) if latest_wins else 0
         self._check_queues(stream)
         self.streams.accept(stream, clock, time_)
         tau = self.settings.tau_frames if clock == "frames" else self.settings.tau_seconds
         future: asyncio.Future[FrameResult] = asyncio.get_running_loop().create_future()
-        return FrameJob(stream, image, time_, tau, n_samples, future, received)
+        return FrameJob(stream, image, time_, tau, n_samples, future, received, dropped=dropped)
 
     def _check_samples(self, mode: Mode, samples: int | None) -> int:
         if mode != "bnn":
@@ -250,13 +249,13 @@ class Engine:
             raise InvalidParameter(f"samples={n} must be between 1 and {MAX_SAMPLES}")
         return n
 
-    def _supersede(self, stream: Stream) -> None:
+    def _supersede(self, stream: Stream) -> int:
+        """Drop the queued frames of `stream`; how many frames the next one replaces in all."""
         stale = [job for job in self._queue if job.stream is stream]
         if not stale:
-            return
+            return 0
         self._queue = deque(job for job in self._queue if job.stream is not stream)
         for job in stale:
-            stream.dropped += 1
             self.streams.finished(stream)
             self.observer.frame_dropped("superseded")
             self.observer.frame_done(stream.mode, "rejected", {})
@@ -264,6 +263,8 @@ class Engine:
                 job.future.set_exception(
                     FrameSuperseded(f"a newer frame of stream {stream.stream_id!r} replaced this one")
                 )
+        # A frame that replaced earlier ones passes their count on to its replacement.
+        return sum(job.dropped + 1 for job in stale)
 
     def _check_queues(self, stream: Stream) -> None:
         queued = sum(1 for job in self._queue if job.stream is stream)
@@ -405,8 +406,7 @@ class Engine:
             self.streams.finished(stream)
             result.frame_index = stream.frames_seen
             stream.frames_seen += 1
-            result.dropped_frames = stream.dropped
-            stream.dropped = 0
+            result.dropped_frames = job.dropped
             result.timings["queue"] = job.queue_s
             result.timings["total"] = done - job.received
             self.observer.frame_done(stream.mode, "ok", result.timings)

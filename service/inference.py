@@ -34,6 +34,7 @@ class FrameJob:
     samples: int
     future: asyncio.Future[FrameResult]
     received: float  # perf_counter() when submitted
+    dropped: int = 0  # frames of the stream this one superseded (latest wins)
     queue_s: float = 0.0
     # Fixed when the batch is formed, on the event loop: the worker never reads the live record.
     mode: Mode = "vq-bnn"

@@ -122,7 +122,6 @@ class Stream:
     frames_seen: int = 0  # frames processed
     pending: int = 0  # frames queued or in flight: never evicted while > 0
     reset_next: bool = True  # the next processed frame starts the state afresh
-    dropped: int = 0  # superseded since the last result
     deleted: bool = False
 
 
