@@ -8,6 +8,7 @@ from typing import Any
 
 import uvicorn
 
+from service import cluster
 from service.app import create_app
 from service.config import Settings
 
@@ -25,6 +26,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--backend", choices=["torch", "onnx"], help="inference backend (default torch)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device (default auto)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    cluster.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -44,6 +46,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.ray:
+        return cluster.run_from_args(settings, args)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
