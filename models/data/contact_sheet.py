@@ -60,16 +60,17 @@ def build_sheet(seed: int | None = None) -> Image.Image:
     picks = [0, 20, 40, 59]
     frames = _row([(stream.frames[t], f"seed {seed} frame {t}") for t in picks])
     labels = _row([(colourise(stream.labels[t]), "labels") for t in picks])
-    odd = generate_stream(StreamSpec(seed=seed + 1, num_frames=31, unknown_object=True))
-    fog = generate_stream(StreamSpec(seed=seed, num_frames=21, corruption="fog", severity=3))
-    noise = generate_stream(StreamSpec(seed=seed, num_frames=21, corruption="gaussian_noise", severity=4))
-    ood = np.repeat(odd.ood[30, ..., None].astype(np.uint8) * 255, 3, axis=2)
+    # One-frame streams: only the first frame of each is shown, and they render in a blink.
+    odd = generate_stream(StreamSpec(seed=seed + 1, num_frames=1, unknown_object=True))
+    fog = generate_stream(StreamSpec(seed=seed + 2, num_frames=1, corruption="fog", severity=3))
+    noise = generate_stream(StreamSpec(seed=seed + 3, num_frames=1, corruption="gaussian_noise", severity=4))
+    ood = np.repeat(odd.ood[0, ..., None].astype(np.uint8) * 255, 3, axis=2)
     extras = _row(
         [
-            (odd.frames[30], "unknown object"),
+            (odd.frames[0], "unknown object (labels: white = ignored)"),
             (ood, "OOD mask"),
-            (fog.frames[20], "fog, severity 3"),
-            (noise.frames[20], "gaussian_noise, severity 4"),
+            (fog.frames[0], "fog, severity 3"),
+            (noise.frames[0], "gaussian_noise, severity 4"),
         ]
     )
     parts = [frames, labels, extras]

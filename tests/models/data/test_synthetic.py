@@ -151,3 +151,24 @@ def test_every_class_appears_across_a_few_streams() -> None:
         s = generate_stream(StreamSpec(seed=seed, num_frames=2))
         seen |= np.bincount(s.labels.ravel(), minlength=len(CLASSES))[: len(CLASSES)] > 0
     assert seen.all()
+
+
+def test_default_rendering_is_frozen() -> None:
+    # The shipped models are trained and tested on the default rendering: it must not drift.
+    # Tolerances leave room for float rounding across CPUs, not for a changed world.
+    s = generate_stream(StreamSpec(seed=0, num_frames=5))
+    fractions = np.bincount(s.labels.ravel(), minlength=8) / s.labels.size
+    expected = [0.0639, 0.1096, 0.1072, 0.0436, 0.5229, 0.1514, 0.0012, 0.0002]
+    np.testing.assert_allclose(fractions, expected, atol=0.002)
+    np.testing.assert_allclose(s.frames.reshape(-1, 3).mean(axis=0), [43.61, 51.43, 40.43], atol=0.5)
+
+
+def test_unknown_object_looks_unlike_any_class() -> None:
+    s = generate_stream(StreamSpec(seed=2_000_009, num_frames=5, unknown_object=True))
+    assert (s.ood.mean(axis=(1, 2)) > 0.01).all()
+    f = s.frames.astype(np.float32)
+    # Saturated stripes: the object's pixels are far more colourful than the street's.
+    saturation = f.max(axis=3) - f.min(axis=3)
+    assert saturation[s.ood].mean() > 2.0 * saturation[~s.ood].mean()
+    assert set(np.unique(s.labels[s.ood]).tolist()) == {IGNORE_INDEX}
+    assert IGNORE_INDEX not in np.unique(s.labels[~s.ood])
