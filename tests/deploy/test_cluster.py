@@ -1,14 +1,14 @@
 """Ray Serve with 2 replicas on a local Ray instance: streams stick to one replica and survive its death.
 
-Frames go through Ray's own HTTP proxy with the session header, exactly as
-clients send them. Which replica served a frame is read from the
-`x-streamuq-replica` response header that `service.cluster` adds.
+The real app and engine with a tiny random model. Frames go through Ray's own
+HTTP proxy with the session header, exactly as clients send them; which replica
+served a frame is read from the `x-streamuq-replica` header `service.cluster` adds.
 """
 
 from __future__ import annotations
 
 import io
-import os
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -18,8 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import save_file
+from websockets.sync.client import connect
 
+from models import ModelCard, create_model
 from service.cluster import APP_NAME, DEPLOYMENT_NAME, REPLICA_HEADER, build_app, session_header
 from service.config import Settings
 
@@ -28,8 +32,6 @@ serve = pytest.importorskip("ray.serve")
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(180)]
 
-HERE = Path(__file__).resolve().parent
-APP_FACTORY = "stub_app:create_app"
 STREAMS_PER_REPLICA = 5  # 10 streams over 2 replicas
 FRAMES = 20
 
@@ -47,6 +49,18 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _write_tiny_model(folder: Path, name: str = "unet-ss-mcd") -> Path:
+    """A randomly initialised, very small `name` and its card: the real loading path, fast on CPU."""
+    torch.manual_seed(0)
+    classes = ("sky", "road", "car", "other")
+    model = create_model(name, widths=(4, 4, 8, 8, 8), num_classes=len(classes))
+    palette = tuple((60 * i, 255 - 60 * i, 90) for i in range(len(classes)))
+    card = ModelCard(name=name, classes=classes, palette=palette, input_size=(24, 32), config=model.config)
+    save_file(model.state_dict(), str(folder / f"{name}.safetensors"))
+    card.save(folder / f"{name}.json")
+    return folder
 
 
 def _png() -> bytes:
@@ -92,16 +106,14 @@ def _running_replicas() -> int:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    weights = _write_tiny_model(tmp_path_factory.mktemp("weights"))
+    settings = Settings(weights_dir=weights, device="cpu", bnn_samples=2, threads=1)
     port = _free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        # Ray's workers inherit this environment: they import the stand-in app from here.
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        settings = Settings(device="cpu", threads=1)
-        app = build_app(settings, replicas=2, num_cpus=0.5, app_factory=APP_FACTORY)
+        app = build_app(settings, replicas=2, num_cpus=0.5)
         serve.run(app, name=APP_NAME, route_prefix="/")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             yield http
@@ -140,6 +152,22 @@ def test_cluster_stream_stays_on_one_replica(
         assert {s.replica for s in served} == {served[0].replica}, sid
     used = {served[0].replica for served in first_run.values()}
     assert used == set(streams), "the streams should be spread over both replicas"
+
+
+def test_cluster_websocket_is_pinned_to_the_stream_replica(client: httpx.Client) -> None:
+    """A WebSocket with the session header lands where the stream's HTTP frames went, and stays."""
+    sid = "ws-cam"
+    http = [_send(client, sid) for _ in range(3)]
+    url = f"ws://{client.base_url.host}:{client.base_url.port}/v1/streams/{sid}/ws"
+    with connect(url, additional_headers={session_header(): sid}) as ws:
+        assert ws.response is not None
+        assert ws.response.headers[REPLICA_HEADER] == http[0].replica
+        for i in range(3):
+            ws.send(FRAME)
+            result = json.loads(ws.recv(timeout=60))
+            assert result["type"] == "result", result
+            assert (result["frame_index"], result["state_reset"]) == (3 + i, False)
+    assert _send(client, sid).frame_index == 6
 
 
 def test_cluster_killed_replica_streams_reset_and_continue(
