@@ -1,0 +1,142 @@
+"""`python -m benchmarks [--quick] [--only quality|latency|load]`: run the benchmarks, write the results.
+
+Tables (Markdown) and plots (PNG) go to `benchmarks/results/` (or `--out`); `summary.md`
+there collects every target with its verdict. `--quick` runs the same code on fewer
+streams, frames and corruptions (under ~10 minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+
+PARTS = ("quality", "latency", "load")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="streamuq bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer streams/frames/corruptions, same code")
+    parser.add_argument(
+        "--only", choices=PARTS, action="append", help="run only this part (repeatable); default: all three"
+    )
+    parser.add_argument("--out", type=Path, default=report.RESULTS_DIR, help="where tables and plots go")
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="use randomly initialised nets instead of the shipped weights (development only: "
+        "the quality numbers then mean nothing; the load part still needs the shipped weights)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    parts = args.only or list(PARTS)
+    out: Path = args.out
+    begin = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - begin:6.0f} s] {message}", flush=True)
+
+    sections: dict[str, Any] = {}
+    if "quality" in parts:
+        from benchmarks import quality
+
+        q_config = quality.QualityConfig.quick() if args.quick else quality.QualityConfig()
+        sections["quality"] = quality.run(q_config, _model_loader(args.random_init), out, log)
+    if "latency" in parts:
+        from benchmarks import latency
+
+        l_config = latency.LatencyConfig.quick() if args.quick else latency.LatencyConfig()
+        sections["latency"] = latency.run(l_config, _pretrained_loader(args.random_init), out, log)
+    if "load" in parts:
+        from benchmarks import load
+
+        d_config = load.LoadConfig.quick() if args.quick else load.LoadConfig()
+        engine_p50 = None
+        if "latency" in sections:
+            engine_p50 = sections["latency"].p50("torch", "vq-bnn")
+        sections["load"] = load.run(d_config, out, log, engine_p50_ms=engine_p50)
+    summary = summarize(sections, quick=args.quick, seconds=time.perf_counter() - begin)
+    report.write(out / "summary.md", summary)
+    print(summary)
+    return 0
+
+
+def _model_loader(random_init: bool) -> Any:
+    from models import create_model, load_pretrained
+
+    if random_init:
+        return lambda name: create_model(name).eval()
+    return lambda name: load_pretrained(name)[0]
+
+
+def _pretrained_loader(random_init: bool) -> Any:
+    from models import ModelCard, create_model, load_pretrained
+
+    if not random_init:
+        return load_pretrained
+
+    def load(name: str) -> Any:
+        from models.data.synthetic import CLASSES, PALETTE
+
+        model = create_model(name).eval()
+        return model, ModelCard(name, CLASSES, PALETTE, (192, 256), model.config)
+
+    return load
+
+
+def summarize(sections: dict[str, Any], quick: bool, seconds: float) -> str:
+    """Every target with its verdict, and the headline quality table."""
+    rows: list[list[str]] = []
+    if "quality" in sections:
+        from benchmarks import quality
+
+        rows += [
+            ["quality", t["target"], t["ours"], report.verdict(t["met"])]
+            for t in quality.targets(sections["quality"])
+        ]
+    if "latency" in sections:
+        from benchmarks import latency
+
+        rows += [
+            ["latency", t["target"], t["ours"], report.verdict(t["met"])]
+            for t in latency.targets(sections["latency"])
+        ]
+    if "load" in sections:
+        from benchmarks import load
+
+        rows += [
+            ["load", t["target"], t["ours"], report.verdict(t["met"])] for t in load.targets(sections["load"])
+        ]
+    parts = [
+        "# Benchmark summary",
+        "",
+        f"`python -m benchmarks{' --quick' if quick else ''}` on {report.machine_line()}; "
+        f"{seconds:.0f} s in all. "
+        "Details: [quality](quality.md), [latency](latency.md), [load](load.md).",
+        "",
+        report.table(["part", "target", "ours", "verdict"], rows, "lllc"),
+    ]
+    if "quality" in sections:
+        from benchmarks import quality
+
+        parts += [
+            "",
+            "## Headline",
+            "",
+            quality.headline_table(sections["quality"]),
+            "",
+            "![reliability](reliability.png)",
+        ]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
