@@ -366,6 +366,11 @@ async function showResult(result, entry) {
 
 // ---------------------------------------------------------------- drawing
 
+// Redraw the newest result after a control changed, in turn with the results being drawn.
+function redraw() {
+  state.chain = state.chain.then(draw).catch((err) => setStatus(err.message, true));
+}
+
 async function draw() {
   const last = state.last;
   if (!last || !state.model) return;
@@ -389,9 +394,11 @@ async function draw() {
     coloured.data[i * 4 + 2] = rgb[2];
     coloured.data[i * 4 + 3] = 255;
   }
+  const maskImage = await createImageBitmap(coloured);
   ctx.globalAlpha = Number($("opacity").value);
-  ctx.drawImage(await createImageBitmap(coloured), 0, 0, overlay.width, overlay.height);
+  ctx.drawImage(maskImage, 0, 0, overlay.width, overlay.height);
   ctx.globalAlpha = 1;
+  maskImage.close();
 
   const name = $("uncertainty").value;
   const map = maps[name];
@@ -418,7 +425,9 @@ async function draw() {
     heatmap.width = overlay.width;
     heatmap.height = overlay.height;
   }
-  heatmap.getContext("2d").drawImage(await createImageBitmap(heat), 0, 0, heatmap.width, heatmap.height);
+  const heatImage = await createImageBitmap(heat);
+  heatmap.getContext("2d").drawImage(heatImage, 0, 0, heatmap.width, heatmap.height);
+  heatImage.close();
 }
 
 function updateStats(result) {
@@ -489,9 +498,9 @@ function init() {
   });
   $("uncertainty").addEventListener("change", () => {
     drawColorbar();
-    draw();
+    redraw();
   });
-  $("opacity").addEventListener("input", () => draw());
+  $("opacity").addEventListener("input", redraw);
   drawColorbar();
   loadModel().catch((err) => setStatus(`Cannot reach the server: ${err.message}`, true));
 }

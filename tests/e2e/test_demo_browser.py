@@ -4,12 +4,13 @@ Feeds a street clip (made into a VP8 .webm from the shared GIF), waits for resul
 reads the canvases back. Saves the screenshot the README shows, to
 `docs/images/demo.png` (or `$STREAMUQ_DEMO_SCREENSHOT`).
 
-Needs /usr/bin/chromium (Debian `chromium`; `.ci/run` installs it): skipped without
-it locally, failed without it in CI (`CI` set).
+The browser tests need /usr/bin/chromium (Debian `chromium`; `.ci/run` installs it):
+skipped without it locally, failed without it in CI (`CI` set).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -23,8 +24,6 @@ import av
 import httpx
 import pytest
 from PIL import Image, ImageSequence
-
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = REPO.parent / "shared" / "data" / "camvid" / "clips" / "street-1.gif"
@@ -55,6 +54,33 @@ CANVAS_CONTENT = """(id) => {
   }
   return { colours: colours.size, opaque: opaque / (data.length / 4), width: canvas.width };
 }"""
+
+
+def test_demo_router_serves_the_page_and_only_its_files() -> None:
+    from fastapi import FastAPI
+
+    from service.api import demo
+
+    app = FastAPI()
+    app.include_router(demo.router)
+
+    async def get(*paths: str) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as http:
+            return [await http.get(path) for path in paths]
+
+    page, script, style, escape, other = asyncio.run(
+        get("/", "/static/app.js", "/static/style.css", "/static/..%2Fapi%2Fdemo.py", "/static/demo.py")
+    )
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/static/app.js">' in page.text
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    assert escape.status_code == other.status_code == 404
+    # Self-contained: nothing is fetched from another origin.
+    for name in demo.STATIC_FILES:
+        text = (demo.STATIC_DIR / name).read_text()
+        assert "http://" not in text and "https://" not in text, name
 
 
 def _stat(page: Any, name: str) -> str:
@@ -159,6 +185,9 @@ def clip_webm(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_demo_page_streams_a_clip_and_draws_mask_and_uncertainty(page: Any, clip_webm: Path) -> None:
     assert page.locator("#legend li").count() == len(page.evaluate("window.streamuq.model.classes"))
     page.set_input_files("#file", str(clip_webm))
@@ -192,6 +221,9 @@ def test_demo_page_streams_a_clip_and_draws_mask_and_uncertainty(page: Any, clip
     page.screenshot(path=str(SCREENSHOT))
 
 
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_demo_page_streams_the_webcam(page: Any) -> None:
     page.click("#webcam")
     _wait_frames(page, 3)
