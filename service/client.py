@@ -526,7 +526,9 @@ def main(argv: list[str]) -> int:
         def on_result(result: dict[str, Any], frame: Frame, repeats: int) -> None:
             if writer is None:
                 return
-            maps = result["maps"]
+            maps = result.get("maps", {})
+            if "mask" not in maps or args.uncertainty not in maps:
+                raise ClientError(f"the result of frame {frame.index} lacks mask or {args.uncertainty}")
             heat = colormap(decode_map(maps[args.uncertainty]), lo, hi)
             picture = compose(frame.image, decode_map(maps["mask"]), heat, palette, args.opacity)
             for _ in range(repeats):  # dropped frames keep showing the newest result: real time stays real
