@@ -7,7 +7,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import SERVICE_VERSION, demo, errors, frames, health, kserve, models, streams, ws
+from service.api import (
+    DESCRIPTION,
+    SERVICE_VERSION,
+    demo,
+    errors,
+    frames,
+    health,
+    kserve,
+    models,
+    streams,
+    ws,
+)
 from service.api.deps import EngineAPI
 from service.broadcast import Broadcaster
 from service.config import Settings
@@ -42,6 +53,7 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory =
         title="streamuq",
         version=SERVICE_VERSION,
         summary="Real-time per-pixel uncertainty for video segmentation.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 from models import ModelCard
 from service.broadcast import Broadcaster
 from service.config import Settings
+from service.errors import NotReady
 from service.metrics import Metrics
 from service.types import FrameResult, ImageArray, Mode, StreamInfo
 
@@ -57,7 +58,9 @@ class EngineAPI(Protocol):
 
 
 def get_engine(conn: HTTPConnection) -> EngineAPI:
-    engine: EngineAPI = conn.app.state.engine
+    engine: EngineAPI | None = getattr(conn.app.state, "engine", None)
+    if engine is None:
+        raise NotReady("the model is still loading; retry when /v2/health/ready answers 200")
     return engine
 
 
