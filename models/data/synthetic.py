@@ -181,7 +181,8 @@ def generate_stream(spec: StreamSpec) -> VideoStream:
     pan_amp = float(rng.uniform(0.2, 1.0)) * max((cw - w) / 2 - 4, 0.0)
     pan_period = float(rng.uniform(50, 160))
     pan_phase = float(rng.uniform(0, 2 * math.pi))
-    cy0 = float(rng.uniform(h / 2 + 3, ch - h / 2 - 3))
+    # Tiny frames leave no room to tilt; the draw is still made so other draws stay put.
+    cy0 = float(rng.uniform(h / 2 + 3, max(ch - h / 2 - 3, h / 2 + 3)))
     shake_std = float(rng.uniform(0.2, 2.0))
     gain0 = float(rng.uniform(0.6, 1.2))
     gain_amp = float(rng.uniform(0.0, 0.25))

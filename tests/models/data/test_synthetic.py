@@ -7,7 +7,10 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from models.data.corruptions import CORRUPTIONS
 from models.data.synthetic import (
     CLASSES,
     IGNORE_INDEX,
@@ -172,3 +175,25 @@ def test_unknown_object_looks_unlike_any_class() -> None:
     assert saturation[s.ood].mean() > 2.0 * saturation[~s.ood].mean()
     assert set(np.unique(s.labels[s.ood]).tolist()) == {IGNORE_INDEX}
     assert IGNORE_INDEX not in np.unique(s.labels[~s.ood])
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 3_000_000),
+    frames=st.integers(1, 3),
+    height=st.integers(16, 80),
+    width=st.integers(16, 120),
+    unknown=st.booleans(),
+    corruption=st.sampled_from([None, *CORRUPTIONS]),
+)
+def test_generate_stream_any_spec_is_well_formed(
+    seed: int, frames: int, height: int, width: int, unknown: bool, corruption: str | None
+) -> None:
+    spec = StreamSpec(seed, frames, height, width, unknown, corruption, 0 if corruption is None else 3)
+    s = generate_stream(spec)
+    assert s.frames.shape == (frames, height, width, 3) and s.frames.dtype == np.uint8
+    assert s.labels.shape == (frames, height, width) and s.ood.shape == s.labels.shape
+    assert set(np.unique(s.labels).tolist()) <= set(range(len(CLASSES))) | {IGNORE_INDEX}
+    np.testing.assert_array_equal(s.ood, s.labels == IGNORE_INDEX)
+    if not unknown:
+        assert not s.ood.any()
