@@ -197,3 +197,14 @@ def test_generate_stream_any_spec_is_well_formed(
     np.testing.assert_array_equal(s.ood, s.labels == IGNORE_INDEX)
     if not unknown:
         assert not s.ood.any()
+
+
+def test_shorter_stream_is_a_prefix_of_a_longer_one() -> None:
+    # Frame t never depends on how many frames follow it, with or without the options.
+    plain = StreamSpec(seed=9, num_frames=3, height=64, width=80)
+    odd = dataclasses.replace(plain, unknown_object=True, corruption="gaussian_noise", severity=2)
+    for spec in (plain, odd):
+        short = generate_stream(spec)
+        long = generate_stream(dataclasses.replace(spec, num_frames=7))
+        np.testing.assert_array_equal(short.frames, long.frames[:3])
+        np.testing.assert_array_equal(short.labels, long.labels[:3])
