@@ -79,16 +79,32 @@ class ReplicaHeaderMiddleware:
 class StreamUQReplica:
     """One replica: builds the FastAPI app (and so its engine) inside the Ray worker, not the driver."""
 
-    def __init__(self, settings: dict[str, Any], app_factory: str = DEFAULT_APP_FACTORY) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        app_factory: str = DEFAULT_APP_FACTORY,
+        metrics_port: int | None = None,
+    ) -> None:
         self._settings = Settings(**settings)
         self._app_factory = app_factory
+        self._metrics_port = metrics_port
 
     def __serve_build_asgi_app__(self) -> Any:
         from ray import serve
 
-        replica_id: str = serve.get_replica_context().replica_id.unique_id
+        context = serve.get_replica_context()
+        replica_id: str = context.replica_id.unique_id
         app = load_factory(self._app_factory)(self._settings)
         app.add_middleware(ReplicaHeaderMiddleware, replica_id=replica_id)
+        metrics = getattr(app.state, "metrics", None)
+        if self._metrics_port is not None and metrics is not None:
+            # Behind Ray's proxy /metrics answers from whichever replica the header picks; Prometheus
+            # needs every replica, so each one also serves its registry on base port + its rank on the node.
+            from prometheus_client import start_http_server
+
+            port = self._metrics_port + context.rank.local_rank
+            start_http_server(port, registry=metrics.registry)
+            log.info("replica %s exports its metrics on :%d/metrics", replica_id, port)
         log.info("streamuq replica %s ready (%s)", replica_id, self._app_factory)
         return app
 
@@ -100,10 +116,13 @@ def build_app(
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
     app_factory: str = DEFAULT_APP_FACTORY,
+    metrics_port: int | None = None,
 ) -> Any:
     """The bound Ray Serve application: pass it to `serve.run(app, name=APP_NAME, route_prefix="/")`.
 
-    `num_gpus` may be fractional to put several replicas on one GPU. Each
+    `num_gpus` may be fractional to put several replicas on one GPU. With
+    `metrics_port`, the k-th replica on a node also serves `/metrics` on
+    `metrics_port + k` for Prometheus to scrape every replica. Each
     replica accepts up to `max_streams + queue_size` concurrent requests: a
     WebSocket holds one for its whole life, and frames beyond that are refused
     by the engine's own backpressure (429), not queued inside Ray.
@@ -123,21 +142,23 @@ def build_app(
             "request_router_kwargs": {"num_fallback_replicas": 0},
         },
     )(serve.ingress()(StreamUQReplica))
-    return deployment.bind(settings.model_dump(mode="json"), app_factory)
+    return deployment.bind(settings.model_dump(mode="json"), app_factory, metrics_port)
 
 
 def app_builder(args: dict[str, str]) -> Any:
     """Entry point for `serve run` / KubeRay `serveConfigV2`: `import_path: service.cluster:app_builder`.
 
-    `args` (all strings, all optional): `replicas`, `num_cpus`, `num_gpus`,
+    `args` (all optional): `replicas`, `num_cpus`, `num_gpus`, `metrics_port`,
     `app_factory`; every other setting comes from `STREAMUQ_*` environment variables.
     """
+    metrics_port = args.get("metrics_port")
     return build_app(
         Settings(),
         replicas=int(args.get("replicas", 2)),
         num_cpus=float(args.get("num_cpus", 1.0)),
         num_gpus=float(args.get("num_gpus", 0.0)),
         app_factory=args.get("app_factory", DEFAULT_APP_FACTORY),
+        metrics_port=None if metrics_port is None else int(metrics_port),
     )
 
 
@@ -148,6 +169,7 @@ def serve_cluster(
     address: str | None = None,
     num_cpus: float = 1.0,
     num_gpus: float | None = None,
+    metrics_port: int | None = None,
     blocking: bool = True,
 ) -> None:
     """Connect to (or start) Ray, start Serve's HTTP proxy on `settings.host:port`, deploy, and wait.
@@ -163,7 +185,9 @@ def serve_cluster(
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         num_gpus = 1.0 if resources.get("GPU", 0) > 0 else 0.0
     serve.start(http_options={"host": settings.host, "port": settings.port})
-    app = build_app(settings, replicas=replicas, num_cpus=num_cpus, num_gpus=num_gpus)
+    app = build_app(
+        settings, replicas=replicas, num_cpus=num_cpus, num_gpus=num_gpus, metrics_port=metrics_port
+    )
     log.info(
         "serving %d replicas on http://%s:%d; routing on header %r",
         replicas,
@@ -189,6 +213,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GPUs per replica, may be fractional (default: 1 when the cluster has GPUs, else 0)",
     )
     group.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs per replica")
+    group.add_argument(
+        "--replica-metrics-port",
+        type=int,
+        default=None,
+        help="each replica also serves /metrics on this port + its rank on the node (for Prometheus)",
+    )
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
@@ -204,5 +234,6 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
         address=args.ray_address,
         num_cpus=args.cpus_per_replica,
         num_gpus=args.gpus_per_replica,
+        metrics_port=args.replica_metrics_port,
     )
     return 0

@@ -63,6 +63,20 @@ def _write_tiny_model(folder: Path, name: str = "unet-ss-mcd") -> Path:
     return folder
 
 
+def _free_port_pair() -> int:
+    """A port p with p and p + 1 both free: the replicas' metrics ports."""
+    for _ in range(50):
+        base = _free_port()
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", base))
+                b.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no two consecutive free ports")
+
+
 def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (32, 24), (90, 120, 60)).save(buffer, format="PNG")
@@ -106,14 +120,19 @@ def _running_replicas() -> int:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def metrics_port() -> int:
+    return _free_port_pair()
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> Iterator[httpx.Client]:
     weights = _write_tiny_model(tmp_path_factory.mktemp("weights"))
     settings = Settings(weights_dir=weights, device="cpu", bnn_samples=2, threads=1)
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        app = build_app(settings, replicas=2, num_cpus=0.5)
+        app = build_app(settings, replicas=2, num_cpus=0.5, metrics_port=metrics_port)
         serve.run(app, name=APP_NAME, route_prefix="/")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             yield http
@@ -152,6 +171,20 @@ def test_cluster_stream_stays_on_one_replica(
         assert {s.replica for s in served} == {served[0].replica}, sid
     used = {served[0].replica for served in first_run.values()}
     assert used == set(streams), "the streams should be spread over both replicas"
+
+
+def test_cluster_each_replica_exports_its_metrics(
+    metrics_port: int, first_run: dict[str, list[Served]]
+) -> None:
+    """Both replicas' /metrics on the metrics ports; together they count every frame sent."""
+    ok = 0.0
+    for port in (metrics_port, metrics_port + 1):
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        line = next(
+            x for x in text.splitlines() if x.startswith('streamuq_frames_total{mode="vq-bnn",outcome="ok"}')
+        )
+        ok += float(line.split()[-1])
+    assert ok >= sum(len(served) for served in first_run.values())
 
 
 def test_cluster_websocket_is_pinned_to_the_stream_replica(client: httpx.Client) -> None:
