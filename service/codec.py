@@ -11,6 +11,8 @@ import base64
 import io
 import json
 import math
+import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,10 +127,33 @@ def quantize(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def png_bytes(gray: np.ndarray) -> bytes:
-    """H×W uint8 → a lossless 8-bit grayscale PNG (fast compression: latency over size)."""
-    out = io.BytesIO()
-    Image.fromarray(gray, mode="L").save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+    """H×W uint8 → a lossless 8-bit grayscale PNG.
+
+    Written directly rather than through Pillow: every row uses the PNG "Sub" filter
+    (difference to the left neighbour, which smooth maps make mostly zeros) and zlib
+    level 1. About twice as fast as Pillow's encoder and smaller, on uncertainty maps.
+    """
+    height, width = gray.shape
+    rows = np.empty((height, width + 1), dtype=np.uint8)
+    rows[:, 0] = 1  # filter type Sub
+    rows[:, 1] = gray[:, 0]
+    np.subtract(gray[:, 1:], gray[:, :-1], out=rows[:, 2:])  # wraps modulo 256, as PNG wants
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grayscale, no interlace
+    return b"".join(
+        (
+            _PNG_SIGNATURE,
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(rows.data, 1)),
+            _chunk(b"IEND", b""),
+        )
+    )
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def encode_maps_png(

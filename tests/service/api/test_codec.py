@@ -157,3 +157,11 @@ def test_summarize_counts_classes_and_uncertain_pixels() -> None:
     threshold = codec.UNCERTAIN_ENTROPY_FRACTION * math.log(8)
     assert summary["uncertain_fraction"] == pytest.approx(float((maps.entropy > threshold).mean()))
     assert summary["mean_entropy"] == pytest.approx(float(maps.entropy.mean()))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (360, 480)])
+def test_png_bytes_is_lossless_and_read_by_pillow(shape: tuple[int, int]) -> None:
+    gray = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(codec.png_bytes(gray)))
+    assert decoded.mode == "L"
+    np.testing.assert_array_equal(np.asarray(decoded), gray)
