@@ -100,7 +100,6 @@ def split_seeds(split: str, count: int) -> list[int]:
 class _Walker:
     """A moving actor: lateral slope `lateral` (x = vanish_x + lateral·e) and depth e on a log scale."""
 
-    kind: str  # "vehicle" or "person"
     lateral: float
     lateral_speed: float  # change of `lateral` per frame (people crossing the road)
     log_e: float
@@ -115,7 +114,6 @@ def _walkers(rng: np.random.Generator, road: float, walk: float) -> list[_Walker
     for _ in range(int(rng.integers(2, 6))):
         out.append(
             _Walker(
-                "vehicle",
                 road * float(rng.uniform(-0.72, 0.72)),
                 0.0,
                 float(rng.uniform(1.5, 5.0)),
@@ -131,7 +129,6 @@ def _walkers(rng: np.random.Generator, road: float, walk: float) -> list[_Walker
         lateral = side * float(rng.uniform(road * 1.05, walk * 0.95))
         out.append(
             _Walker(
-                "person",
                 float(rng.uniform(-walk, walk)) if crossing else lateral,
                 float(rng.uniform(0.01, 0.03)) * side * road if crossing else 0.0,
                 float(rng.uniform(1.8, 5.0)),
