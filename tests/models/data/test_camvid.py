@@ -107,3 +107,16 @@ def test_load_camvid_folder_without_labels_fails(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     with pytest.raises(FileNotFoundError, match=r"_L\.png"):
         load_camvid_folder(tmp_path)
+
+
+def test_load_camvid_folder_finds_labels_in_sibling_folder(tmp_path: Path) -> None:
+    # The CamVid release layout: train/x.png with train_labels/x_L.png.
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train_labels").mkdir()
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(tmp_path / "train" / "x.png")
+    label = np.zeros((6, 8, 3), dtype=np.uint8)
+    label[:3] = (128, 128, 128)  # sky on top, void below
+    Image.fromarray(label).save(tmp_path / "train_labels" / "x_L.png")
+    [(image, ids)] = load_camvid_folder(tmp_path / "train")
+    assert image.shape == (6, 8, 3)
+    assert (ids[:3] == CAMVID11_CLASSES.index("Sky")).all() and (ids[3:] == 255).all()
