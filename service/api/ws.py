@@ -40,6 +40,7 @@ from service.types import FrameResult, Mode, OutputName
 router = APIRouter(prefix="/v1/streams", tags=["websocket"])
 
 POLICY_VIOLATION = 1008
+PENDING_ANSWERS = 8
 
 
 def error_message(exc: StreamUQError) -> str:
@@ -84,7 +85,9 @@ class _PushSession:
     card: ModelCard
     mode: Mode | None
     outputs: tuple[OutputName, ...]
-    items: asyncio.Queue[_Item] = field(default_factory=asyncio.Queue)
+    # Answers waiting to be sent. Bounded: a client that stops reading stops being read
+    # (TCP backpressure) instead of piling up results in server memory.
+    items: asyncio.Queue[_Item] = field(default_factory=lambda: asyncio.Queue(PENDING_ANSWERS))
     pending_meta: dict[str, Any] = field(default_factory=dict)
 
     async def read(self) -> None:
@@ -99,7 +102,7 @@ class _PushSession:
                 elif message.get("text") is not None:
                     await self._control(message["text"])
             except StreamUQError as exc:
-                self.items.put_nowait(error_message(exc))
+                await self.items.put(error_message(exc))
 
     async def _frame(self, data: bytes) -> None:
         meta, self.pending_meta = self.pending_meta, {}
@@ -119,7 +122,7 @@ class _PushSession:
                 self.stream_id, image, timestamp=meta.get("timestamp"), mode=self.mode, latest_wins=True
             )
         )
-        self.items.put_nowait(_Frame(task, decode_s, self.outputs))
+        await self.items.put(_Frame(task, decode_s, self.outputs))
 
     async def _control(self, text: str) -> None:
         try:
@@ -131,12 +134,12 @@ class _PushSession:
             self.pending_meta = _frame_meta(control)
         elif kind == "outputs":
             self.outputs = codec.parse_outputs(_str_list(control.get("outputs")))
-            self.items.put_nowait(json.dumps({"type": "ack", "control": control}))
+            await self.items.put(json.dumps({"type": "ack", "control": control}))
         elif kind in ("reset", "mode"):
             if kind == "mode":
                 parse_mode(control.get("mode"))
             barrier = _Control(control)
-            self.items.put_nowait(barrier)
+            await self.items.put(barrier)
             await barrier.done.wait()
         else:
             raise InvalidRequest(f"unknown message type {kind!r}; send frame, reset, mode or outputs")

@@ -172,3 +172,31 @@ def test_e2e_metrics_parse(server: LiveServer) -> None:
     for family in families.values():
         for sample in family.samples:
             assert "stream" not in "".join(sample.labels)
+
+
+def test_e2e_shutdown_finishes_and_closes_sockets_cleanly(tmp_path) -> None:
+    from conftest import start_server, stop_server, write_tiny_weights
+    from websockets.exceptions import ConnectionClosed
+
+    weights = write_tiny_weights(tmp_path / "weights")
+    live = start_server(["--weights-dir", str(weights), "--device", "cpu"], tmp_path / "server.log")
+    try:
+        with (
+            connect(f"{live.ws_url}/v1/streams/bye/ws", max_size=None) as pusher,
+            connect(f"{live.ws_url}/v1/streams/bye/subscribe", max_size=None) as watcher,
+        ):
+            assert json.loads(watcher.recv(timeout=10))["type"] == "subscribed"
+            pusher.send(frames(1)[0])
+            assert json.loads(pusher.recv(timeout=30))["type"] == "result"
+            assert json.loads(watcher.recv(timeout=30))["type"] == "result"
+            code = stop_server(live)
+            for ws in (pusher, watcher):
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=10)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012)
+    finally:
+        if live.process.poll() is None:
+            live.process.kill()
+            live.process.wait()
+    log = live.log.read_text()
+    assert code in (0, -15) and "Application shutdown complete" in log and "Traceback" not in log, log

@@ -111,3 +111,23 @@ def test_frames_body_over_the_limit_is_413(settings, tiny_weights_dir) -> None:
     with TestClient(create_app(small)) as client:
         response = _post(client, "big", png(200, 200, seed=3))
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_frames_overloaded_is_429_with_retry_after(settings) -> None:
+    from service.app import create_app
+    from service.engine import Engine
+    from service.errors import Overloaded
+
+    class Busy(Engine):
+        async def submit(self, *args: object, **kwargs: object):  # type: ignore[override]
+            raise Overloaded("64 frames are waiting; retry later", retry_after=0.2)
+
+    def factory(s, observer):
+        real = Engine.from_settings(s, observer)
+        busy = Busy(real.backend, real.card, s, observer)
+        return busy
+
+    with TestClient(create_app(settings, engine_factory=factory)) as client:
+        response = _post(client, "busy", png())
+    assert response.status_code == 429 and response.headers["retry-after"] == "1"
+    assert response.json()["error"] == {"code": "overloaded", "message": "64 frames are waiting; retry later"}
