@@ -62,3 +62,35 @@ def test_subscribe_sees_http_frames(client: TestClient) -> None:
         assert all(m["type"] == "result" and m["missed"] == 0 for m in seen)
         client.delete("/v1/streams/watched")
         assert sub.receive_json()["type"] == "end"
+
+
+def test_ws_newest_frame_wins_when_the_client_outpaces_the_model(settings) -> None:
+    import time
+
+    from service.app import create_app
+    from service.engine import Engine
+
+    def slow_engine(s, observer):
+        engine = Engine.from_settings(s, observer)
+        forward = engine.backend.forward
+
+        def slow_forward(*args, **kwargs):
+            time.sleep(0.2)
+            return forward(*args, **kwargs)
+
+        engine.backend.forward = slow_forward  # type: ignore[method-assign]
+        return engine
+
+    with TestClient(create_app(settings, engine_factory=slow_engine)) as client:
+        with client.websocket_connect("/v1/streams/burst/ws?outputs=mask") as ws:
+            for i in range(6):
+                ws.send_bytes(png(seed=i))
+            indices, dropped = [], 0
+            while len(indices) + dropped < 6:
+                result = ws.receive_json()
+                assert result["type"] == "result", result
+                indices.append(result["frame_index"])
+                dropped += result["dropped_frames"]
+        assert dropped > 0 and indices == list(range(len(indices)))
+        text = client.get("/metrics").text
+        assert f'streamuq_dropped_frames_total{{reason="superseded"}} {float(dropped)}' in text
