@@ -90,8 +90,8 @@ async def post_frame(
     card = engine.card
     if codec.NPZ_TYPE in request.headers.get("accept", ""):
         data, meta = await asyncio.to_thread(pipeline.render_npz, result, card, names, decode_s, metrics)
-        pipeline.publish(broadcaster, result, card, metrics)
+        await pipeline.publish(broadcaster, result, card)
         return Response(data, media_type=codec.NPZ_TYPE, headers={"X-Frame-Meta": json.dumps(meta)})
     response = await asyncio.to_thread(pipeline.render, result, card, names, decode_s, metrics)
-    pipeline.publish(broadcaster, result, card, metrics, response)
+    await pipeline.publish(broadcaster, result, card, response)
     return Response(response.model_dump_json(), media_type="application/json")

@@ -10,7 +10,6 @@ Custom request parameters: `mode`, `timestamp`, `samples`. Errors: `{"error": ".
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import re
@@ -201,7 +200,7 @@ async def infer(
     )
     pipeline.timings_ms(result, decode_s, time.perf_counter() - start, metrics)
     if sequence:
-        await asyncio.to_thread(pipeline.publish, broadcaster, result, engine.card, metrics)
+        await pipeline.publish(broadcaster, result, engine.card)
     if json_length is None:
         return Response(body, media_type="application/json")
     return Response(

@@ -126,16 +126,16 @@ def result_message(response_json: str) -> str:
     return '{"type":"result",' + response_json[1:]
 
 
-def publish(
+async def publish(
     broadcaster: Broadcaster,
     result: FrameResult,
     card: ModelCard,
-    metrics: Metrics,
     response: FrameResponse | None = None,
 ) -> None:
-    """Give the frame's result to the stream's subscribers; renders all maps if no JSON exists yet."""
+    """Give the frame's result to the stream's subscribers, if any (on the event loop: queues
+    are not thread-safe). Without a JSON response yet, renders every map in a worker thread."""
     if not broadcaster.has_subscribers(result.stream_id):
         return
-    if response is None:
-        response = render(result, card, OUTPUT_NAMES, 0.0, None)  # not a client's latency: unobserved
+    if response is None:  # not a client's latency: unobserved
+        response = await asyncio.to_thread(render, result, card, OUTPUT_NAMES, 0.0, None)
     broadcaster.publish(result.stream_id, result_message(response.model_dump_json()))

@@ -167,7 +167,7 @@ class _PushSession:
             pipeline.render, result, self.card, frame.outputs, frame.decode_s, self.metrics
         )
         text = response.model_dump_json()
-        pipeline.publish(self.broadcaster, result, self.card, self.metrics, response)
+        await pipeline.publish(self.broadcaster, result, self.card, response)
         await self.websocket.send_text(pipeline.result_message(text))
 
     async def _apply(self, item: _Control) -> None:

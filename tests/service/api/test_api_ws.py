@@ -94,3 +94,36 @@ def test_ws_newest_frame_wins_when_the_client_outpaces_the_model(settings) -> No
         assert dropped > 0 and indices == list(range(len(indices)))
         text = client.get("/metrics").text
         assert f'streamuq_dropped_frames_total{{reason="superseded"}} {float(dropped)}' in text
+
+
+def test_subscribe_sees_kserve_sequences_and_npz_posts(client: TestClient) -> None:
+    image = np.zeros((8, 10, 3), np.uint8)
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "IMAGE",
+                    "datatype": "UINT8",
+                    "shape": [8, 10, 3],
+                    "parameters": {"binary_data_size": 240},
+                }
+            ],
+            "parameters": {"sequence_id": 77, "sequence_start": True},
+        }
+    ).encode()
+    with client.websocket_connect("/v1/streams/77/subscribe") as sub:
+        assert sub.receive_json()["type"] == "subscribed"
+        response = client.post(
+            "/v2/models/unet-ss-mcd/infer",
+            content=head + image.tobytes(),
+            headers={"Inference-Header-Content-Length": str(len(head))},
+        )
+        assert response.status_code == 200, response.text
+        client.post(
+            "/v1/streams/77/frames",
+            content=png(),
+            headers={"Content-Type": "image/png", "Accept": "application/x-npz"},
+        )
+        first, second = sub.receive_json(), sub.receive_json()
+    assert (first["frame_index"], second["frame_index"]) == (0, 1)
+    assert set(first["maps"]) == {"mask", "confidence", "entropy", "aleatoric", "epistemic"}
