@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from service import kserve_codec
 from service.api import SERVICE_VERSION, pipeline
@@ -155,10 +154,9 @@ async def infer(
 ) -> Response:
     """Run one frame; with `sequence_id` it is a frame of that stream (state kept between calls)."""
     _check_model(engine, model, version)
+    raw = await read_body(request, settings.max_body_bytes)
     start = time.perf_counter()
-    body = _decompress(
-        await read_body(request, settings.max_body_bytes), request.headers.get("content-encoding")
-    )
+    body = _decompress(raw, request.headers.get("content-encoding"))
     header_length = _int_header(request.headers.get(kserve_codec.HEADER_LENGTH))
     parsed = kserve_codec.parse_request(body, header_length)
     image = _image(parsed.inputs, settings.max_image_side, settings.max_image_pixels)
@@ -284,8 +282,3 @@ def _count(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
         raise InvalidParameter(f"parameter samples must be an integer in 1..256, got {value!r}")
     return value
-
-
-def v2_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The v2 protocol's error shape."""
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
