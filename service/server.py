@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
+from models import load_card
 from service import cluster
 from service.app import create_app
 from service.config import Settings
@@ -42,7 +45,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+        load_card(settings.model, settings.weights_dir)  # fail here, in one line, not in a lifespan traceback
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        print(f"streamuq serve: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
