@@ -24,6 +24,8 @@ import argparse
 import importlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -172,10 +174,12 @@ def serve_cluster(
     metrics_port: int | None = None,
     blocking: bool = True,
 ) -> None:
-    """Connect to (or start) Ray, start Serve's HTTP proxy on `settings.host:port`, deploy, and wait.
+    """Connect to (or start) Ray, start Serve's HTTP proxy on `settings.host:port` and deploy.
 
     `address=None` joins the cluster in `RAY_ADDRESS` or starts a local one.
     `num_gpus=None` gives each replica one GPU when the cluster has any, else none.
+    With `blocking`, serves until SIGTERM or SIGINT, then shuts Serve down (a
+    long-lived cluster is better driven by a Serve config: see `app_builder`).
     """
     import ray
     from ray import serve
@@ -188,6 +192,7 @@ def serve_cluster(
     app = build_app(
         settings, replicas=replicas, num_cpus=num_cpus, num_gpus=num_gpus, metrics_port=metrics_port
     )
+    serve.run(app, name=APP_NAME, route_prefix="/")
     log.info(
         "serving %d replicas on http://%s:%d; routing on header %r",
         replicas,
@@ -195,7 +200,18 @@ def serve_cluster(
         settings.port,
         session_header(),
     )
-    serve.run(app, name=APP_NAME, route_prefix="/", blocking=blocking)
+    if not blocking:
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        log.info("stopping: shutting Ray Serve down")
+        serve.shutdown()
+        ray.shutdown()  # type: ignore[no-untyped-call]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
