@@ -210,8 +210,8 @@ def serve_cluster(
             pass
     finally:
         log.info("stopping: shutting Ray Serve down")
-        serve.shutdown()
-        ray.shutdown()  # type: ignore[no-untyped-call]
+        serve.shutdown()  # type: ignore[no-untyped-call]
+        ray.shutdown()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
