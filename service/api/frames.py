@@ -83,6 +83,7 @@ async def post_frame(
         request.headers.get("content-type"),
         width=width,
         height=height,
+        mode=mode,
         settings=settings,
         metrics=metrics,
     )

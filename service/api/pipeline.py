@@ -16,8 +16,9 @@ from service import codec
 from service.api.schemas import FrameResponse
 from service.broadcast import Broadcaster
 from service.config import Settings
+from service.errors import StreamUQError
 from service.metrics import Metrics
-from service.types import OUTPUT_NAMES, FrameResult, ImageArray, OutputName
+from service.types import OUTPUT_NAMES, FrameResult, ImageArray, Mode, OutputName
 
 # Stream ids are path segments, log fields and Ray Serve session keys: keep them plain.
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -35,18 +36,27 @@ async def decode(
     *,
     width: int | None,
     height: int | None,
+    mode: Mode | None,
     settings: Settings,
     metrics: Metrics,
 ) -> tuple[ImageArray, float]:
-    """Bytes → H×W×3 uint8 and the seconds it took (observed as stage `decode`)."""
+    """Bytes → H×W×3 uint8 and the seconds it took (observed as stage `decode`).
+
+    A frame that does not decode never reaches the engine: it is counted here as
+    `streamuq_frames_total{outcome="rejected"}` under the mode it asked for.
+    """
     start = time.perf_counter()
     limits = image_limits(settings)
-    if len(data) <= _INLINE_DECODE_BYTES:
-        image = codec.decode_image(data, content_type, width=width, height=height, limits=limits)
-    else:
-        image = await asyncio.to_thread(
-            codec.decode_image, data, content_type, width=width, height=height, limits=limits
-        )
+    try:
+        if len(data) <= _INLINE_DECODE_BYTES:
+            image = codec.decode_image(data, content_type, width=width, height=height, limits=limits)
+        else:
+            image = await asyncio.to_thread(
+                codec.decode_image, data, content_type, width=width, height=height, limits=limits
+            )
+    except StreamUQError:
+        metrics.frame_done(mode or settings.default_mode, "rejected", {})
+        raise
     seconds = time.perf_counter() - start
     metrics.observe_stage("decode", seconds)
     return image, seconds

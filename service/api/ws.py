@@ -115,7 +115,13 @@ class _PushSession:
                 "binary message is neither PNG nor JPEG; raw RGB needs width and height first"
             )
         image, decode_s = await pipeline.decode(
-            data, content_type, width=width, height=height, settings=self.settings, metrics=self.metrics
+            data,
+            content_type,
+            width=width,
+            height=height,
+            mode=self.mode,
+            settings=self.settings,
+            metrics=self.metrics,
         )
         task = asyncio.create_task(
             self.engine.submit(

@@ -68,6 +68,9 @@ def test_health_and_metrics(client: TestClient) -> None:
     for stage in ("decode", "queue", "infer", "update", "encode", "total"):
         assert samples[("streamuq_frame_latency_seconds_count", (("stage", stage),))] == 2, stage
     assert samples[("streamuq_streams_active", ())] == 1
+    client.post("/v1/streams/metered/frames", content=b"junk", headers={"Content-Type": "image/png"})
+    rejected = client.get("/metrics").text
+    assert 'streamuq_frames_total{mode="vq-bnn",outcome="rejected"} 1.0' in rejected
     assert samples[("streamuq_state_bytes", ())] > 0
 
 
