@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models import DEFAULT_MODEL, MODEL_CONFIGS, WEIGHTS_DIR
 from service.types import DEFAULT_MODE, Mode
@@ -51,9 +51,18 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     request_timeout_s: float = Field(30.0, gt=0)
 
-    # Security
-    api_keys: list[str] = Field(default_factory=list)
-    cors_origins: list[str] = Field(default_factory=list)
+    # Security: comma-separated in the environment (`STREAMUQ_API_KEYS=k1,k2`); none = no auth
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # none = CORS off
+    metrics_public: bool = True  # /metrics holds no stream ids; false = it needs a key too
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # Never echo the value in an error: it may hold keys.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("model")
     @classmethod

@@ -135,6 +135,7 @@ class Engine:
         self._wakeup = asyncio.Event()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._warm_up)
         self._task = asyncio.create_task(self._batch_loop(), name="streamuq-batcher")
+        self._task.add_done_callback(self._batcher_ended)
         self._ready = True
 
     async def stop(self) -> None:
@@ -148,6 +149,18 @@ class Engine:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def _batcher_ended(self, task: asyncio.Task[None]) -> None:
+        # A bug in the batcher must not leave callers waiting forever: fail what is queued.
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("the batcher stopped", exc_info=task.exception())
+        self._ready = False
+        self._stopping = True
+        for job in self._queue:
+            if not job.future.done():
+                job.future.set_exception(InferenceFailed("the inference loop stopped; see the server log"))
+        self._queue.clear()
 
     def _warm_up(self) -> None:
         height, width = self._card.input_size
@@ -179,7 +192,7 @@ class Engine:
         try:
             job = self._admit(stream_id, image, timestamp, mode, samples, latest_wins, owner, received)
         except StreamUQError as exc:
-            self.observer.frame_done(mode or self.default_mode, "rejected", {})
+            self.observer.frame_done(mode if mode in MODES else self.default_mode, "rejected", {})
             reason = {"Overloaded": "queue_full", "TooManyStreams": "too_many_streams"}.get(
                 type(exc).__name__, "shutdown" if isinstance(exc, ShuttingDown) else None
             )
@@ -228,6 +241,7 @@ class Engine:
 
         if stream is None:
             self.streams.check_capacity(chosen)
+            self._check_global_queue()  # before creating: a refused first frame leaves no stream
             stream = self.streams.create(stream_id, chosen, owner)
         clock, time_ = self.streams.check_time(stream, timestamp)
         dropped = self._supersede(stream) if latest_wins else 0
@@ -275,6 +289,9 @@ class Engine:
                 "with latest_wins",
                 retry_after=self._retry_after(),
             )
+        self._check_global_queue()
+
+    def _check_global_queue(self) -> None:
         if len(self._queue) >= self.settings.queue_size:
             raise Overloaded(
                 f"{len(self._queue)} frames are waiting (the limit is {self.settings.queue_size}); "
@@ -356,8 +373,9 @@ class Engine:
         deadline = self._queue[0].received + self.settings.max_wait_ms / 1000.0
         while not self._stopping:
             waiting = len({id(job.stream) for job in self._queue})
+            recent = time.monotonic() - LIVE_WINDOW_S  # the stream table's clock
+            live = sum(1 for s in self.streams.streams() if s.last_active > recent)
             now = time.perf_counter()
-            live = sum(1 for s in self.streams.streams() if now - s.last_active < LIVE_WINDOW_S)
             if waiting >= min(self.settings.max_batch_size, max(live, 1)) or now >= deadline:
                 return
             self._wakeup.clear()

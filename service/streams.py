@@ -89,10 +89,11 @@ class SlotPool:
         t_last = self.t_last.index_select(0, slots)
 
         weight = torch.where(reset, 0.0, uncertainty.decay(t, t_last, tau) * W)
-        divergence = uncertainty.total_variation(P, probs)
+        diff = probs - P
+        divergence = uncertainty.total_variation(P, probs, diff)
         cut = (weight > 0) & (divergence > scene_cut_threshold)
         weight = torch.where(cut, 0.0, weight)
-        P, A, W = uncertainty.ema_update(P, A, weight, probs, ent)
+        P, A, W = uncertainty.ema_update(P, A, weight, probs, ent, diff)
 
         self.P.index_copy_(0, slots, P)
         self.A.index_copy_(0, slots, A)

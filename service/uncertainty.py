@@ -51,27 +51,38 @@ def decay(t: torch.Tensor, t_last: torch.Tensor, tau: torch.Tensor) -> torch.Ten
 
 
 def ema_update(
-    P: torch.Tensor, A: torch.Tensor, weight: torch.Tensor, probs: torch.Tensor, ent: torch.Tensor
+    P: torch.Tensor,
+    A: torch.Tensor,
+    weight: torch.Tensor,
+    probs: torch.Tensor,
+    ent: torch.Tensor,
+    diff: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One normalised EMA step for S slots; returns new (P, A, W).
 
     `P` S×C×h×w and `probs` S×C×h×w float32; `A` and `ent` S×h×w float32;
     `weight` S float32 is the already-decayed a·W (0 starts the slot afresh: P ← p).
+    `diff` = probs − P when the caller has it already (the scene-cut test does).
+    Written as P + (p − P)/(a·W + 1), which equals (a·W·P + p)/(a·W + 1) in one fused pass.
     """
     denom = weight + 1.0
-    w4 = (weight / denom).view(-1, 1, 1, 1)
-    n4 = (1.0 / denom).view(-1, 1, 1, 1)
-    new_P = P * w4 + probs * n4
-    new_A = A * w4[:, 0] + ent * n4[:, 0]
+    step = denom.reciprocal()
+    if diff is None:
+        diff = probs - P
+    new_P = torch.addcmul(P, diff, step.view(-1, 1, 1, 1))
+    new_A = torch.addcmul(A, ent - A, step.view(-1, 1, 1))
     return new_P, new_A, denom
 
 
-def total_variation(P: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+def total_variation(P: torch.Tensor, probs: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over pixels of ½·Σ_c |P − p|, in [0, 1]: S×C×h×w twice → S float32.
 
     The scene-cut signal: how far the new frame's prediction is from the stream's ensemble.
+    `diff` = probs − P when the caller has it already.
     """
-    return 0.5 * (P - probs).abs().sum(dim=1).mean(dim=(1, 2))
+    if diff is None:
+        diff = probs - P
+    return 0.5 * diff.abs().sum(dim=1).mean(dim=(1, 2))
 
 
 def output_maps(P: torch.Tensor, A: torch.Tensor) -> MapBatch:
