@@ -21,6 +21,8 @@ FROM ${UV_IMAGE} AS uv
 # ---------------------------------------------------------------- build: GPU
 FROM ${CUDA_IMAGE} AS build-gpu
 ARG TORCH_VERSION=2.13.0
+# onnxruntime-gpu 1.31 is built for CUDA 13, like torch 2.13.
+ARG ORT_GPU_VERSION=1.31.1
 COPY --from=uv /uv /usr/local/bin/uv
 # Python lives in /opt/python and the venv in /opt/venv: the runtime stage copies both to the same paths.
 ENV UV_PYTHON_INSTALL_DIR=/opt/python \
@@ -39,7 +41,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv pip install "torch==${TORCH_VERSION}" \
     && uv pip install -r pyproject.toml --extra gpu \
     && uv pip uninstall onnxruntime \
-    && uv pip install --reinstall --no-deps "onnxruntime-gpu>=1.18" \
+    && uv pip install --reinstall --no-deps "onnxruntime-gpu==${ORT_GPU_VERSION}" \
     && /opt/venv/bin/python -c "import onnxruntime as ort, sys; \
 sys.exit(0 if 'CUDAExecutionProvider' in ort.get_available_providers() else 'onnxruntime has no CUDA provider')"
 COPY models ./models

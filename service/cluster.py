@@ -147,7 +147,7 @@ def build_app(
     return deployment.bind(settings.model_dump(mode="json"), app_factory, metrics_port)
 
 
-def app_builder(args: dict[str, str]) -> Any:
+def app_builder(args: dict[str, Any]) -> Any:
     """Entry point for `serve run` / KubeRay `serveConfigV2`: `import_path: service.cluster:app_builder`.
 
     `args` (all optional): `replicas`, `num_cpus`, `num_gpus`, `metrics_port`,

@@ -1,4 +1,4 @@
-"""deploy/prometheus.yml passes `promtool check config` (Debian package `prometheus`)."""
+"""deploy/prometheus*.yml pass `promtool check config` (Debian package `prometheus`)."""
 
 from __future__ import annotations
 
