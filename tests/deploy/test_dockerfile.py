@@ -60,7 +60,9 @@ def test_dockerfile_installs_the_pinned_torch_and_onnxruntime_gpu() -> None:
         for kw, rest in _instructions()
         if kw == "ARG" and rest.startswith("TORCH_VERSION=")
     }
-    assert pins == {makefile_torch.group(1)}
+    kuberay = (ROOT / "deploy" / "kuberay" / "Dockerfile").read_text()
+    pins |= set(re.findall(r"^ARG TORCH_VERSION=(\S+)$", kuberay, re.M))
+    assert pins == {makefile_torch.group(1)}, "torch pins of the Makefile and the Dockerfiles differ"
     text = DOCKERFILE.read_text()
     assert "--extra gpu" in text and "onnxruntime-gpu" in text and "CUDAExecutionProvider" in text
     assert "download.pytorch.org/whl/cpu" in text
@@ -108,6 +110,10 @@ def test_dockerfile_copies_only_what_dockerignore_lets_through() -> None:
 )
 def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(
-        ["hadolint", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+        ["hadolint", str(DOCKERFILE), str(ROOT / "deploy" / "kuberay" / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
