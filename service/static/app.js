@@ -253,16 +253,23 @@ async function start(makeSource) {
   Object.assign(state, { ws, source, running: true, inFlight: [], frames: 0, dropped: 0 });
   Object.assign(state, { resultTimes: [], latencies: [], t0: performance.now(), lastTs: -1 });
   $("stop").disabled = false;
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     setStatus(`Streaming as ${streamId}.`);
     pump();
   };
   ws.onmessage = (event) => onMessage(ws, event.data);
   ws.onclose = (event) => {
     if (state.ws !== ws) return;
-    const why = event.code === 1000 ? "" : ` (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`;
-    const hint = [1008, 4001, 4401].includes(event.code) ? " Check the API key." : "";
-    setStatus(`Connection closed${why}.${hint}`, event.code !== 1000);
+    if (!opened) {
+      // Browsers hide the handshake's HTTP status: a 401 looks like any failed connection.
+      setStatus("The server refused the stream: check the API key, or the server's log.", true);
+    } else {
+      const why = event.code === 1000 ? "" : ` (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`;
+      const hint = event.code === 1008 ? " Check the API key and the stream's settings." : "";
+      setStatus(`Connection closed${why}.${hint}`, event.code !== 1000);
+    }
     stop(false);
   };
 }
