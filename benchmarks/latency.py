@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -58,7 +57,8 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def make_backend(kind: str, model: SegNet, card: ModelCard, cache_dir: Path) -> Backend:
+def make_backend(kind: str, model: SegNet, card: ModelCard, cache_dir: Path | None = None) -> Backend:
+    """`cache_dir` None: the server's ONNX cache (exports are keyed by the weights' hash)."""
     if kind == "onnx":
         return OnnxBackend(model, card.input_size, "cpu", cache_dir=cache_dir)
     if kind == "torch":
@@ -180,24 +180,21 @@ async def run_async(config: LatencyConfig, load: ModelLoader, log: Callable[[str
     model, card = load(config.model)
     frames = frames_for(card)
     modes: dict[str, dict[str, dict[str, list[float]]]] = {}
-    with tempfile.TemporaryDirectory(prefix="streamuq-bench-onnx-") as cache:
-        for kind in config.backends:
-            backend = make_backend(kind, model, card, Path(cache))
-            engine = make_engine(
-                backend, card, config.model, max_wait_ms=0.0, bnn_samples=config.bnn_samples, max_batch_size=8
-            )
-            await engine.start()
-            try:
-                n = config.frames if kind == "torch" else config.onnx_frames
-                bnn_n = config.bnn_frames if kind == "torch" else config.onnx_bnn_frames
-                modes[kind] = await mode_latencies(
-                    engine, frames, n, config.warmup, bnn_n, config.bnn_samples
-                )
-            finally:
-                await engine.stop()
-            log(f"latency: {kind} modes done in {time.perf_counter() - begin:.0f} s")
+    for kind in config.backends:
+        backend = make_backend(kind, model, card)
+        engine = make_engine(
+            backend, card, config.model, max_wait_ms=0.0, bnn_samples=config.bnn_samples, max_batch_size=8
+        )
+        await engine.start()
+        try:
+            n = config.frames if kind == "torch" else config.onnx_frames
+            bnn_n = config.bnn_frames if kind == "torch" else config.onnx_bnn_frames
+            modes[kind] = await mode_latencies(engine, frames, n, config.warmup, bnn_n, config.bnn_samples)
+        finally:
+            await engine.stop()
+        log(f"latency: {kind} modes done in {time.perf_counter() - begin:.0f} s")
     rows: list[dict[str, Any]] = []
-    torch_backend = make_backend("torch", model, card, Path("."))
+    torch_backend = make_backend("torch", model, card)
     for batch in config.batch_sizes:
         for streams in config.stream_counts:
 

@@ -68,8 +68,18 @@ def nll_vs_fps(result: QualityResult, path: Path) -> Path:
     return _save(fig, path)
 
 
+def colourize(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """H×W class ids → H×W×3 uint8 colours; ids past the palette (ignore) are black."""
+    table = np.zeros((256, 3), np.uint8)
+    table[: len(palette)] = palette
+    return table[ids.astype(np.uint8)]
+
+
 def example_frame(example: dict[str, Any], path: Path) -> Path:
     """One frame: input and labels, then mask / entropy / epistemic of each method, a row each."""
+    from models.data.synthetic import PALETTE
+
+    palette = np.asarray(PALETTE, np.uint8)
     maps: dict[str, dict[str, np.ndarray]] = example["maps"]
     rows = len(maps)
     fig, axes = plt.subplots(rows, 4, figsize=(13, 2.6 * rows + 0.4), squeeze=False)
@@ -80,13 +90,12 @@ def example_frame(example: dict[str, Any], path: Path) -> Path:
             first.imshow(example["frame"])
             first.set_title("input")
         elif r == 1:
-            shown = np.where(example["labels"] == 255, 0, example["labels"]).astype(float)
-            first.imshow(shown, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+            first.imshow(colourize(example["labels"], palette), interpolation="nearest")
             first.contour(example["ood"], levels=[0.5], colors="white", linewidths=1.0)
-            first.set_title("labels (white: unknown object)")
+            first.set_title("labels (black, outlined: unknown object)")
         else:
             first.axis("off")
-        axes[r][1].imshow(m["mask"], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        axes[r][1].imshow(colourize(m["mask"], palette), interpolation="nearest")
         axes[r][1].set_title(f"{name}: mask")
         axes[r][2].imshow(m["entropy"], cmap="magma", vmin=0, vmax=top)
         axes[r][2].set_title(f"{name}: entropy (0–ln 8 nats)")

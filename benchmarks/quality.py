@@ -72,12 +72,12 @@ class QualityConfig:
     def quick(cls) -> QualityConfig:
         return cls(
             streams=2,
-            ood_streams=2,
-            frames=16,
+            ood_streams=1,
+            frames=12,
             timing_frames=3,
             shift_corruptions=("gaussian_noise", "fog", "contrast"),
             shift_streams=1,
-            shift_frames=8,
+            shift_frames=6,
         )
 
     @property

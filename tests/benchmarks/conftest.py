@@ -5,3 +5,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+HERE = str(Path(__file__).resolve().parent)  # bench_helpers
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)

@@ -3,31 +3,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from bench_helpers import TINY_QUALITY, tiny_loader
 
 from benchmarks import quality
-from models import SegNet, create_model
 
-TINY = quality.QualityConfig(
-    streams=1,
-    ood_streams=1,
-    frames=4,
-    height=32,
-    width=48,
-    samples=(1, 2, 3),
-    timing_frames=1,
-    shift_corruptions=("fog",),
-    shift_severities=(3,),
-    shift_streams=1,
-    shift_frames=2,
-)
-
-
-def tiny_loader(name: str) -> SegNet:
-    torch.manual_seed(0)
-    model = create_model(name, widths=(4, 4, 4, 4, 4)).eval()
-    with torch.no_grad():  # a random net is never sure; scale its logits so some pixels pass the 0.9 cutoff
-        model.head.weight.mul_(300.0)
-    return model
+TINY = TINY_QUALITY
 
 
 @pytest.fixture(scope="module")
