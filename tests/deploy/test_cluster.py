@@ -30,7 +30,7 @@ from service.config import Settings
 ray = pytest.importorskip("ray", reason="needs the [cluster] extra: pip install -e '.[dev,cluster]'")
 serve = pytest.importorskip("ray.serve")
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(180)]
 
 STREAMS_PER_REPLICA = 5  # 10 streams over 2 replicas
 FRAMES = 20
