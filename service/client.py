@@ -502,6 +502,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_extras() -> None:
+    """The `client` extra's packages are there, or a ClientError that says how to get them."""
+    import importlib.util
+
+    missing = [name for name in ("av", "websockets", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ClientError(f"missing {', '.join(missing)}: pip install 'streamuq[client]'")
+
+
 def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -517,6 +526,7 @@ def main(argv: list[str]) -> int:
     if args.api_key:
         headers["Authorization"] = f"Bearer {args.api_key}"
     try:
+        _check_extras()
         classes, palette = fetch_palette(args.url, headers)
         frames, rate, count = read_frames(args.source, fps=args.fps, max_side=args.max_side)
         url = ws_url(args.url, stream_id, args.mode, ["mask", args.uncertainty])
