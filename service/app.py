@@ -13,6 +13,7 @@ from service.api import (
     demo,
     errors,
     frames,
+    guard,
     health,
     kserve,
     models,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory =
     app.state.metrics = metrics
     app.state.broadcaster = Broadcaster(on_drop=lambda n: metrics.dropped_n("subscriber_slow", n))
     errors.install(app)
+    guard.install(app, settings)  # request id, API keys, request timeout, CORS
     for router in (frames.router, streams.router, ws.router, models.router, kserve.router, health.router):
         app.include_router(router)
     app.include_router(demo.router)  # the live demo page at GET /

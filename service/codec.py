@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import FrameDecodeError, InvalidParameter, UnsupportedMediaType
+from service.limits import bomb_refusal, check_image_size
 from service.types import OUTPUT_NAMES, ImageArray, OutputName, UncertaintyMaps
 
 IMAGE_TYPES: dict[str, str] = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/png": "PNG"}
@@ -70,6 +71,8 @@ def decode_image(
                 rgb = image.convert("RGBA").convert("RGB")
             else:
                 rgb = image.convert("RGB")
+    except Image.DecompressionBombError as exc:  # Pillow's own header check, before ours could run
+        raise bomb_refusal(str(exc), limits.max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise FrameDecodeError(f"could not decode the body as {fmt}: {exc}") from None
     return np.array(rgb, dtype=np.uint8)  # a writable copy: torch refuses read-only arrays
@@ -89,13 +92,7 @@ def decode_raw_rgb(data: bytes, width: int | None, height: int | None, limits: I
 
 
 def _check_size(width: int, height: int, limits: ImageLimits) -> None:
-    if width < 1 or height < 1:
-        raise InvalidParameter(f"image size {width}×{height} must be at least 1×1")
-    if max(width, height) > limits.max_side or width * height > limits.max_pixels:
-        raise InvalidParameter(
-            f"image {width}×{height} is too large; at most {limits.max_side} px a side and "
-            f"{limits.max_pixels} px in all"
-        )
+    check_image_size(width, height, max_side=limits.max_side, max_pixels=limits.max_pixels)
 
 
 def parse_outputs(raw: str | Iterable[str] | None) -> tuple[OutputName, ...]:

@@ -69,6 +69,13 @@ class InvalidParameter(StreamUQError):
     code = "invalid_parameter"
 
 
+class ImageTooLarge(InvalidParameter):
+    """The image header declares more pixels than the server decodes (decompression bombs included)."""
+
+    status_code = 413
+    code = "image_too_large"
+
+
 class TooManyStreams(StreamUQError):
     status_code = 429
     code = "too_many_streams"
@@ -89,6 +96,13 @@ class InferenceFailed(StreamUQError):
 class ShuttingDown(StreamUQError):
     status_code = 503
     code = "shutting_down"
+
+
+class RequestTimeout(StreamUQError):
+    """The request took longer than `STREAMUQ_REQUEST_TIMEOUT_S`; its work was cancelled."""
+
+    status_code = 503
+    code = "request_timeout"
 
 
 class NotReady(StreamUQError):

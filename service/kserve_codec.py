@@ -11,6 +11,7 @@ request asks (`outputs[i].parameters.binary_data` or the request parameter
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,9 @@ DATATYPES: dict[str, np.dtype[Any]] = {
     "FP64": np.dtype("<f8"),
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+# Bounds on a declared shape, so that sizes computed from it stay honest integers.
+_MAX_DIM = 2**31 - 1
+_MAX_DIMS = 8
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def parse_request(body: bytes, header_length: int | None) -> InferRequest:
         header, binary = body[:header_length], body[header_length:]
     try:
         raw = json.loads(header)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequest(f"the inference request is not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("inputs"), list) or not raw["inputs"]:
         raise InvalidRequest("the inference request needs a non-empty `inputs` list")
@@ -98,20 +102,26 @@ def _parse_input(spec: Any, binary: bytes, offset: int) -> tuple[np.ndarray, int
     datatype, shape = spec.get("datatype"), spec.get("shape")
     if datatype not in DATATYPES:
         raise InvalidRequest(f"input {name!r}: datatype {datatype!r} is not one of {sorted(DATATYPES)}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise InvalidRequest(f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= _MAX_DIM for d in shape
+    ):
+        raise InvalidRequest(
+            f"input {name!r}: shape must be a list of integers in 0..{_MAX_DIM}, got {shape!r:.120}"
+        )
+    if len(shape) > _MAX_DIMS:
+        raise InvalidRequest(f"input {name!r}: {len(shape)} dimensions, at most {_MAX_DIMS}")
     dtype = DATATYPES[datatype]
-    count = int(np.prod(shape)) if shape else 1
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    count = math.prod(shape)  # exact: numpy's product would wrap around at 2**63
+    size = _parameters(spec, f"input {name!r}").get("binary_data_size")
     if size is not None:
-        if size != count * dtype.itemsize:
+        if isinstance(size, bool) or not isinstance(size, int) or size != count * dtype.itemsize:
             raise InvalidRequest(
                 f"input {name!r}: binary_data_size {size} is not the {count * dtype.itemsize} bytes "
                 f"of {datatype}{shape}"
             )
         if offset + size > len(binary):
             raise InvalidRequest(f"input {name!r}: the body ends before its {size} binary bytes")
-        return np.frombuffer(binary, dtype=dtype, count=count, offset=offset).reshape(shape), size
+        return _reshape(np.frombuffer(binary, dtype=dtype, count=count, offset=offset), shape, name), size
     if "data" not in spec:
         raise InvalidRequest(f"input {name!r} has neither `data` nor `parameters.binary_data_size`")
     try:
@@ -120,7 +130,14 @@ def _parse_input(spec: Any, binary: bytes, offset: int) -> tuple[np.ndarray, int
         raise InvalidRequest(f"input {name!r}: data is not {datatype}: {exc}") from None
     if array.size != count:
         raise InvalidRequest(f"input {name!r}: {array.size} values do not fill shape {shape}")
-    return array.reshape(shape), 0
+    return _reshape(array, shape, name), 0
+
+
+def _reshape(array: np.ndarray, shape: list[int], name: str) -> np.ndarray:
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # an empty tensor with absurd dimensions
+        raise InvalidRequest(f"input {name!r}: cannot take shape {shape}: {exc}") from None
 
 
 def _parse_outputs(raw: Any, default_binary: bool) -> list[RequestedOutput] | None:
@@ -132,9 +149,16 @@ def _parse_outputs(raw: Any, default_binary: bool) -> list[RequestedOutput] | No
     for spec in raw:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise InvalidRequest("every requested output needs a `name`")
-        binary = (spec.get("parameters") or {}).get("binary_data", default_binary)
+        binary = _parameters(spec, f"output {spec['name']!r}").get("binary_data", default_binary)
         outputs.append(RequestedOutput(spec["name"], bool(binary)))
     return outputs
+
+
+def _parameters(spec: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = spec.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidRequest(f"{what}: `parameters` must be a JSON object, got {parameters!r:.80}")
+    return parameters
 
 
 def encode_response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,8 +38,11 @@ def error_response(
 async def streamuq_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StreamUQError)
     headers = None
-    if exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    retry_after = exc.retry_after
+    if retry_after is None and exc.status_code in (429, 503):
+        retry_after = 1.0  # every "come back later" says when
+    if retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
     return error_response(request, exc.status_code, exc.code, exc.message, headers)
 
 
@@ -58,8 +62,13 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(request, 500, "internal_error", f"internal error: {type(exc).__name__}")
+    # The request id ties the client's 500 to the traceback in the log (set by service.api.guard).
+    request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16]
+    log.exception(
+        "unhandled error, request %s, on %s %s", request_id, request.method, request.url.path, exc_info=exc
+    )
+    message = f"internal error ({type(exc).__name__}), request id {request_id}; report it with this id"
+    return error_response(request, 500, "internal_error", message, {"X-Request-ID": request_id})
 
 
 def install(app: FastAPI) -> None:

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service import codec
+from service import codec, security
 from service.api import pipeline
 from service.api.deps import BroadcasterDep, EngineDep, MetricsDep, SettingsDep
+from service.api.guard import OwnerDep
 from service.api.params import ModeQuery, OutputsQuery, StreamIdPath, TimestampQuery
 from service.api.schemas import FrameResponse, error_responses
 from service.errors import PayloadTooLarge
@@ -68,6 +69,7 @@ async def post_frame(
     settings: SettingsDep,
     metrics: MetricsDep,
     broadcaster: BroadcasterDep,
+    owner: OwnerDep,
     mode: ModeQuery = None,
     timestamp: TimestampQuery = None,
     outputs: OutputsQuery = None,
@@ -87,12 +89,16 @@ async def post_frame(
         settings=settings,
         metrics=metrics,
     )
-    result = await engine.submit(stream_id, image, timestamp=timestamp, mode=mode, samples=samples)
+    # No await between the owner check and the submit: the stream cannot change hands in between.
+    security.check_owner(engine, stream_id, owner, settings.stream_ttl_s)
+    result = await engine.submit(
+        stream_id, image, timestamp=timestamp, mode=mode, samples=samples, owner=owner
+    )
     card = engine.card
     if codec.NPZ_TYPE in request.headers.get("accept", ""):
         data, meta = await asyncio.to_thread(pipeline.render_npz, result, card, names, decode_s, metrics)
-        await pipeline.publish(broadcaster, result, card)
+        await pipeline.publish(broadcaster, result, card, owner=owner)
         return Response(data, media_type=codec.NPZ_TYPE, headers={"X-Frame-Meta": json.dumps(meta)})
     response = await asyncio.to_thread(pipeline.render, result, card, names, decode_s, metrics)
-    await pipeline.publish(broadcaster, result, card, response)
+    await pipeline.publish(broadcaster, result, card, response, owner)
     return Response(response.model_dump_json(), media_type="application/json")

@@ -11,20 +11,20 @@ Custom request parameters: `mode`, `timestamp`, `samples`. Errors: `{"error": ".
 from __future__ import annotations
 
 import contextlib
-import gzip
+import math
 import re
 import time
 import uuid
-import zlib
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
-from service import kserve_codec
+from service import kserve_codec, limits, security
 from service.api import SERVICE_VERSION, pipeline
 from service.api.deps import BroadcasterDep, EngineAPI, EngineDep, MetricsDep, SettingsDep
 from service.api.frames import read_body
+from service.api.guard import OwnerDep
 from service.api.ws import parse_mode
 from service.errors import (
     FrameDecodeError,
@@ -150,13 +150,14 @@ async def infer(
     settings: SettingsDep,
     metrics: MetricsDep,
     broadcaster: BroadcasterDep,
+    owner: OwnerDep,
     version: str | None = None,
 ) -> Response:
     """Run one frame; with `sequence_id` it is a frame of that stream (state kept between calls)."""
     _check_model(engine, model, version)
     raw = await read_body(request, settings.max_body_bytes)
     start = time.perf_counter()
-    body = _decompress(raw, request.headers.get("content-encoding"))
+    body = limits.inflate(raw, request.headers.get("content-encoding"), settings.max_body_bytes)
     header_length = _int_header(request.headers.get(kserve_codec.HEADER_LENGTH))
     parsed = kserve_codec.parse_request(body, header_length)
     image = _image(parsed.inputs, settings.max_image_side, settings.max_image_pixels)
@@ -166,6 +167,8 @@ async def infer(
     decode_s = time.perf_counter() - start
     metrics.observe_stage("decode", decode_s)
 
+    # Another key's sequence of the same id looks missing (404), as on /v1.
+    security.check_owner(engine, stream_id, owner, settings.stream_ttl_s)
     if sequence and params.get("sequence_start"):
         with contextlib.suppress(StreamNotFound):
             engine.delete_stream(stream_id)
@@ -176,10 +179,12 @@ async def infer(
             timestamp=_number(params.get("timestamp"), "timestamp"),
             mode=parse_mode(params.get("mode")),
             samples=_count(params.get("samples")),
+            owner=owner,
         )
     finally:
         if not sequence or params.get("sequence_end"):
             with contextlib.suppress(StreamNotFound):
+                security.check_owner(engine, stream_id, owner, settings.stream_ttl_s)
                 engine.delete_stream(stream_id)
 
     start = time.perf_counter()
@@ -198,7 +203,7 @@ async def infer(
     )
     pipeline.timings_ms(result, decode_s, time.perf_counter() - start, metrics)
     if sequence:
-        await pipeline.publish(broadcaster, result, engine.card)
+        await pipeline.publish(broadcaster, result, engine.card, owner=owner)
     if json_length is None:
         return Response(body, media_type="application/json")
     return Response(
@@ -206,19 +211,6 @@ async def infer(
         media_type="application/octet-stream",
         headers={kserve_codec.HEADER_LENGTH: str(json_length)},
     )
-
-
-def _decompress(body: bytes, encoding: str | None) -> bytes:
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
-        raise InvalidRequest(f"could not {encoding}-decompress the body: {exc}") from None
-    if encoding not in (None, "", "identity"):
-        raise InvalidRequest(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-    return body
 
 
 def _int_header(value: str | None) -> int | None:
@@ -240,8 +232,7 @@ def _image(inputs: dict[str, np.ndarray], max_side: int, max_pixels: int) -> np.
             f"input {INPUT} must be UINT8 [H, W, 3] or [1, H, W, 3], got {image.dtype} {list(image.shape)}"
         )
     height, width = image.shape[:2]
-    if min(height, width) < 1 or max(height, width) > max_side or height * width > max_pixels:
-        raise InvalidParameter(f"image {width}×{height} is out of range (1..{max_side} a side)")
+    limits.check_image_size(width, height, max_side=max_side, max_pixels=max_pixels)
     return np.ascontiguousarray(image).copy()  # writable and independent of the request body
 
 
@@ -260,8 +251,9 @@ def _stream_id(sequence_id: object) -> tuple[str, bool]:
         return f"v2-{uuid.uuid4().hex}", False
     if isinstance(sequence_id, bool) or not isinstance(sequence_id, int | str):
         raise InvalidRequest(f"sequence_id must be an unsigned integer or a string, got {sequence_id!r}")
-    if isinstance(sequence_id, int) and sequence_id < 0:
-        raise InvalidRequest(f"sequence_id must be an unsigned integer, got {sequence_id}")
+    if isinstance(sequence_id, int) and not 0 <= sequence_id < 2**64:
+        shown = sequence_id if abs(sequence_id) < 2**128 else "a larger number"  # str() of a huge int fails
+        raise InvalidRequest(f"sequence_id must be an unsigned 64-bit integer, got {shown}")
     stream_id = str(sequence_id)
     if not re.fullmatch(pipeline.STREAM_ID_PATTERN, stream_id):
         raise InvalidRequest(f"sequence_id {stream_id!r} must match {pipeline.STREAM_ID_PATTERN}")
@@ -271,9 +263,12 @@ def _stream_id(sequence_id: object) -> tuple[str, bool]:
 def _number(value: object, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise InvalidParameter(f"parameter {name} must be a finite number, got {value!r}")
-    return float(value)
+    number = float(value) if isinstance(value, float) else math.inf
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023:
+        number = float(value)  # a huge JSON integer would overflow float()
+    if not math.isfinite(number):
+        raise InvalidParameter(f"parameter {name} must be a finite number, got {value!r:.40}")
+    return number
 
 
 def _count(value: object) -> int | None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from models import ModelCard
-from service import codec
+from service import codec, security
 from service.api.schemas import FrameResponse
 from service.broadcast import Broadcaster
 from service.config import Settings
@@ -141,11 +141,14 @@ async def publish(
     result: FrameResult,
     card: ModelCard,
     response: FrameResponse | None = None,
+    owner: str | None = None,
 ) -> None:
     """Give the frame's result to the stream's subscribers, if any (on the event loop: queues
-    are not thread-safe). Without a JSON response yet, renders every map in a worker thread."""
-    if not broadcaster.has_subscribers(result.stream_id):
+    are not thread-safe). Without a JSON response yet, renders every map in a worker thread.
+    `owner` (the key id that feeds the stream) picks the channel: only its subscribers see it."""
+    channel = security.channel(result.stream_id, owner)
+    if not broadcaster.has_subscribers(channel):
         return
     if response is None:  # not a client's latency: unobserved
         response = await asyncio.to_thread(render, result, card, OUTPUT_NAMES, 0.0, None)
-    broadcaster.publish(result.stream_id, result_message(response.model_dump_json()))
+    broadcaster.publish(channel, result_message(response.model_dump_json()))

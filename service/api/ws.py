@@ -28,9 +28,10 @@ from typing import Any, get_args
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from models import ModelCard
-from service import codec
+from service import codec, security
 from service.api import pipeline
 from service.api.deps import BroadcasterDep, EngineAPI, EngineDep, MetricsDep, SettingsDep
+from service.api.guard import OwnerDep
 from service.broadcast import Broadcaster
 from service.config import Settings
 from service.errors import FrameSuperseded, InvalidParameter, InvalidRequest, StreamNotFound, StreamUQError
@@ -85,6 +86,7 @@ class _PushSession:
     card: ModelCard
     mode: Mode | None
     outputs: tuple[OutputName, ...]
+    owner: str | None = None  # the key id feeding the stream (None: keys are off)
     # Answers waiting to be sent. Bounded: a client that stops reading stops being read
     # (TCP backpressure) instead of piling up results in server memory.
     items: asyncio.Queue[_Item] = field(default_factory=lambda: asyncio.Queue(PENDING_ANSWERS))
@@ -123,9 +125,15 @@ class _PushSession:
             settings=self.settings,
             metrics=self.metrics,
         )
+        self._check_owner()  # another key's stream looks missing, as on HTTP
         task = asyncio.create_task(
             self.engine.submit(
-                self.stream_id, image, timestamp=meta.get("timestamp"), mode=self.mode, latest_wins=True
+                self.stream_id,
+                image,
+                timestamp=meta.get("timestamp"),
+                mode=self.mode,
+                latest_wins=True,
+                owner=self.owner,
             )
         )
         await self.items.put(_Frame(task, decode_s, self.outputs))
@@ -133,7 +141,7 @@ class _PushSession:
     async def _control(self, text: str) -> None:
         try:
             control = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise InvalidRequest(f"text message is not JSON: {text[:80]!r}") from None
         kind = control.get("type") if isinstance(control, dict) else None
         if kind == "frame":
@@ -173,16 +181,21 @@ class _PushSession:
             pipeline.render, result, self.card, frame.outputs, frame.decode_s, self.metrics
         )
         text = response.model_dump_json()
-        await pipeline.publish(self.broadcaster, result, self.card, response)
+        await pipeline.publish(self.broadcaster, result, self.card, response, self.owner)
         await self.websocket.send_text(pipeline.result_message(text))
+
+    def _check_owner(self) -> None:
+        security.check_owner(self.engine, self.stream_id, self.owner, self.settings.stream_ttl_s)
 
     async def _apply(self, item: _Control) -> None:
         try:
             if item.control["type"] == "reset":
                 with contextlib.suppress(StreamNotFound):
+                    self._check_owner()
                     self.engine.reset_stream(self.stream_id)
             else:  # a new mode: the stream restarts in it with its next frame
                 with contextlib.suppress(StreamNotFound):
+                    self._check_owner()
                     self.engine.delete_stream(self.stream_id)
                 self.mode = parse_mode(item.control["mode"])
             await self.websocket.send_text(json.dumps({"type": "ack", "control": item.control}))
@@ -234,6 +247,7 @@ async def push_frames(
     settings: SettingsDep,
     metrics: MetricsDep,
     broadcaster: BroadcasterDep,
+    owner: OwnerDep,
 ) -> None:
     """Push frames, receive every result in order (query: `mode`, `outputs`)."""
     await websocket.accept()
@@ -246,7 +260,7 @@ async def push_frames(
         await websocket.close(POLICY_VIOLATION, exc.message[:120])
         return
     session = _PushSession(
-        websocket, stream_id, engine, settings, metrics, broadcaster, engine.card, mode, outputs
+        websocket, stream_id, engine, settings, metrics, broadcaster, engine.card, mode, outputs, owner
     )
     answer = asyncio.create_task(session.answer())
     try:
@@ -262,7 +276,7 @@ async def push_frames(
 
 @router.websocket("/{stream_id}/subscribe")
 async def subscribe(
-    websocket: WebSocket, stream_id: str, engine: EngineDep, broadcaster: BroadcasterDep
+    websocket: WebSocket, stream_id: str, engine: EngineDep, broadcaster: BroadcasterDep, owner: OwnerDep
 ) -> None:
     """Watch every result of a stream someone else feeds; a slow reader loses results, counted."""
     await websocket.accept()
@@ -272,8 +286,10 @@ async def subscribe(
         await websocket.send_text(error_message(exc))
         await websocket.close(POLICY_VIOLATION, exc.message[:120])
         return
-    sub = broadcaster.subscribe(stream_id)
-    exists = any(info.stream_id == stream_id for info in engine.list_streams())
+    sub = broadcaster.subscribe(security.channel(stream_id, owner))  # only the caller's own stream
+    exists = any(
+        info.stream_id == stream_id and security.visible(info, owner) for info in engine.list_streams()
+    )
     await websocket.send_text(json.dumps({"type": "subscribed", "stream_id": stream_id, "exists": exists}))
 
     async def pump() -> None:

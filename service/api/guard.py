@@ -1,0 +1,162 @@
+"""The outer layer of every request: a request id, the API-key check, the request timeout, CORS.
+
+One pure ASGI middleware, before any route runs:
+
+- gives the request an id (the client's `X-Request-ID` when it is plain, else a new
+  one), echoed in the response and named in every log line and 500 about it;
+- with `STREAMUQ_API_KEYS` set, refuses a request without a valid key: 401 JSON on
+  HTTP, the same answer to a WebSocket handshake (or close code 1008 where the
+  server cannot send an HTTP answer); health, the demo page and the API docs stay
+  open, `/metrics` too unless `STREAMUQ_METRICS_PUBLIC=false`;
+- cancels an HTTP request still running after `STREAMUQ_REQUEST_TIMEOUT_S` and
+  answers 503 `request_timeout` (WebSockets are long-lived: not timed).
+
+CORS is off unless `STREAMUQ_CORS_ORIGINS` names origins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from starlette.datastructures import Headers, QueryParams
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from service import security
+from service.api.errors import error_response
+from service.config import Settings
+from service.errors import RequestTimeout, StreamUQError, Unauthorized
+from service.kserve_codec import HEADER_LENGTH
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+POLICY_VIOLATION = 1008
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class Guard:
+    """Request id, API key and timeout for every HTTP request and WebSocket handshake."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.keys = security.KeyRing(settings.api_keys)
+        self.timeout_s = settings.request_timeout_s
+        self.metrics_public = settings.metrics_public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        given = headers.get(REQUEST_ID_HEADER, "")
+        request_id = given if _PLAIN_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        try:
+            state["key_id"] = self._authenticate(scope, headers)
+        except Unauthorized as exc:
+            await self._refuse(scope, receive, send, exc, request_id)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+        else:
+            await self._timed(scope, receive, send, request_id)
+
+    def _authenticate(self, scope: Scope, headers: Headers) -> str | None:
+        """The caller's key id; None when keys are off or the path is open."""
+        if not self.keys.enabled or security.is_open(scope["path"], metrics_public=self.metrics_public):
+            return None
+        websocket = scope["type"] == "websocket"
+        return self.keys.identify(
+            security.presented_key(headers, QueryParams(scope.get("query_string", b"")), websocket=websocket)
+        )
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, exc: StreamUQError, request_id: str
+    ) -> None:
+        headers = {"WWW-Authenticate": "Bearer", REQUEST_ID_HEADER: request_id}
+        if scope["type"] == "http":
+            response = error_response(Request(scope), exc.status_code, exc.code, exc.message, headers)
+            await response(scope, receive, send)
+            return
+        # Every WebSocket route is under /v1: the /v1 error shape.
+        body = {"error": {"code": exc.code, "message": exc.message}}
+        response = JSONResponse(body, status_code=exc.status_code, headers=headers)
+        websocket = WebSocket(scope, receive, send)
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await websocket.send_denial_response(response)
+        else:
+            await websocket.close(POLICY_VIOLATION, exc.message[:120])
+
+    async def _timed(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+                message = {**message, "headers": [*message.get("headers", []), extra]}
+            await send(message)
+
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            async with deadline:
+                await self.app(scope, receive, send_with_id)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # a TimeoutError of the app's own: a bug, for the 500 handler
+            log.warning(
+                "request %s %s %s cancelled after %g s",
+                request_id,
+                scope["method"],
+                scope["path"],
+                self.timeout_s,
+            )
+            if started:
+                return  # the answer is half sent; the connection ends with it
+            exc = RequestTimeout(
+                f"the request took longer than {self.timeout_s:g} s (STREAMUQ_REQUEST_TIMEOUT_S) and was "
+                "cancelled; retry later or send smaller frames",
+                retry_after=1,
+            )
+            headers = {"Retry-After": "1", REQUEST_ID_HEADER: request_id}
+            response = error_response(Request(scope), exc.status_code, exc.code, exc.message, headers)
+            await response(scope, receive, send)
+
+
+def caller(conn: HTTPConnection) -> str | None:
+    """The key id of the caller (None when keys are off): the owner of the streams it creates."""
+    key: str | None = conn.scope.get("state", {}).get("key_id")
+    return key
+
+
+OwnerDep = Annotated[str | None, Depends(caller)]
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Guard every request; CORS outside it (so preflights need no key) when origins are configured."""
+    app.add_middleware(Guard, settings=settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Content-Encoding",
+                REQUEST_ID_HEADER,
+                HEADER_LENGTH,
+            ],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "X-Frame-Meta", HEADER_LENGTH],
+        )
