@@ -14,16 +14,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-import torch
+from deploy_helpers import write_tiny_model
 from PIL import Image
-from safetensors.torch import save_file
 from websockets.sync.client import connect
 
-from models import ModelCard, create_model
 from service.cluster import APP_NAME, DEPLOYMENT_NAME, REPLICA_HEADER, build_app, session_header
 from service.config import Settings
 
@@ -49,18 +46,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _write_tiny_model(folder: Path, name: str = "unet-ss-mcd") -> Path:
-    """A randomly initialised, very small `name` and its card: the real loading path, fast on CPU."""
-    torch.manual_seed(0)
-    classes = ("sky", "road", "car", "other")
-    model = create_model(name, widths=(4, 4, 8, 8, 8), num_classes=len(classes))
-    palette = tuple((60 * i, 255 - 60 * i, 90) for i in range(len(classes)))
-    card = ModelCard(name=name, classes=classes, palette=palette, input_size=(24, 32), config=model.config)
-    save_file(model.state_dict(), str(folder / f"{name}.safetensors"))
-    card.save(folder / f"{name}.json")
-    return folder
 
 
 def _free_port_pair() -> int:
@@ -126,7 +111,7 @@ def metrics_port() -> int:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> Iterator[httpx.Client]:
-    weights = _write_tiny_model(tmp_path_factory.mktemp("weights"))
+    weights = write_tiny_model(tmp_path_factory.mktemp("weights"))
     settings = Settings(weights_dir=weights, device="cpu", bnn_samples=2, threads=1)
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
