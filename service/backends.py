@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 import torch
 
-from models import SegNet
+from models import ModelCard, SegNet
 from service import uncertainty
+from service.config import Settings
 from service.types import ImageBatch, ProbBatch
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,18 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} asked for but CUDA is not available; use 'cpu' or 'auto'")
     return torch.device(device)
+
+
+def build_backend(settings: Settings, model: SegNet, card: ModelCard) -> Backend:
+    """The backend `settings` ask for (torch or onnx, on auto/cpu/cuda) around `model`."""
+    device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if settings.backend == "onnx":
+        return OnnxBackend(
+            model, card.input_size, device, cache_dir=settings.onnx_cache_dir, threads=settings.threads
+        )
+    return TorchBackend(model, device, compile=settings.compile)
 
 
 class TorchBackend:

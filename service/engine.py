@@ -17,14 +17,14 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from models import ModelCard, load_pretrained
-from service.backends import Backend, OnnxBackend, TorchBackend, resolve_device
+from service import preprocess
+from service.backends import Backend, build_backend
+from service.batcher import FrameQueue
 from service.config import Settings
 from service.errors import (
     FrameSuperseded,
@@ -87,7 +87,7 @@ class Engine:
         self.default_mode: Mode = (
             settings.default_mode if backend.stochastic_capable else _DETERMINISTIC[settings.default_mode]
         )
-        self._queue: deque[FrameJob] = deque()
+        self._queue = FrameQueue()
         self._wakeup = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -99,18 +99,8 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: Settings, observer: EngineObserver | None = None) -> Engine:
         """The shipped model `settings.model` from `settings.weights_dir` on the configured backend."""
-        device = resolve_device(settings.device)
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
         model, card = load_pretrained(settings.model, settings.weights_dir, device="cpu")
-        backend: Backend
-        if settings.backend == "onnx":
-            backend = OnnxBackend(
-                model, card.input_size, device, cache_dir=settings.onnx_cache_dir, threads=settings.threads
-            )
-        else:
-            backend = TorchBackend(model, device, compile=settings.compile)
-        return cls(backend, card, settings, observer)
+        return cls(build_backend(settings, model, card), card, settings, observer)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,10 +147,9 @@ class Engine:
         log.error("the batcher stopped", exc_info=task.exception())
         self._ready = False
         self._stopping = True
-        for job in self._queue:
+        for job in self._queue.clear():
             if not job.future.done():
                 job.future.set_exception(InferenceFailed("the inference loop stopped; see the server log"))
-        self._queue.clear()
 
     def _warm_up(self) -> None:
         height, width = self._card.input_size
@@ -219,7 +208,7 @@ class Engine:
             raise ShuttingDown("the server is shutting down; retry against another replica")
         if not self._ready:
             raise NotReady("the engine is not started: call `await engine.start()` first")
-        _check_image(image)
+        preprocess.check_frame(image)
         if mode is not None and mode not in MODES:
             raise InvalidParameter(f"mode {mode!r} is not one of {list(MODES)}")
         if timestamp is not None and not math.isfinite(timestamp):
@@ -265,10 +254,7 @@ class Engine:
 
     def _supersede(self, stream: Stream) -> int:
         """Drop the queued frames of `stream`; how many frames the next one replaces in all."""
-        stale = [job for job in self._queue if job.stream is stream]
-        if not stale:
-            return 0
-        self._queue = deque(job for job in self._queue if job.stream is not stream)
+        stale = self._queue.remove_stream(stream)
         for job in stale:
             self.streams.finished(stream)
             self.observer.frame_dropped("superseded")
@@ -281,7 +267,7 @@ class Engine:
         return sum(job.dropped + 1 for job in stale)
 
     def _check_queues(self, stream: Stream) -> None:
-        queued = sum(1 for job in self._queue if job.stream is stream)
+        queued = self._queue.count(stream)
         if queued >= self.settings.stream_queue_size:
             raise Overloaded(
                 f"stream {stream.stream_id!r} has {queued} frames waiting (the limit is "
@@ -318,8 +304,7 @@ class Engine:
     def delete_stream(self, stream_id: str) -> None:
         """Close the stream and free its slot; its queued frames fail with StreamNotFound."""
         stream = self.streams.delete(stream_id)
-        for job in [job for job in self._queue if job.stream is stream]:
-            self._queue.remove(job)
+        for job in self._queue.remove_stream(stream):
             self.streams.finished(stream)
             if not job.future.done():
                 job.future.set_exception(StreamNotFound(f"stream {stream_id!r} was deleted"))
@@ -350,7 +335,9 @@ class Engine:
                         self._report_gauges()
                     continue
             await self._gather()
-            batch = self._take_batch()
+            batch, abandoned = self._queue.take_batch(self.settings.max_batch_size)
+            for job in abandoned:  # their callers went away
+                self.streams.finished(job.stream)
             if not batch:
                 continue
             started = time.perf_counter()
@@ -370,9 +357,9 @@ class Engine:
 
     async def _gather(self) -> None:
         """Wait up to max_wait_ms from the oldest frame for frames of other live streams."""
-        deadline = self._queue[0].received + self.settings.max_wait_ms / 1000.0
+        deadline = self._queue.oldest.received + self.settings.max_wait_ms / 1000.0
         while not self._stopping:
-            waiting = len({id(job.stream) for job in self._queue})
+            waiting = self._queue.streams_waiting()
             recent = time.monotonic() - LIVE_WINDOW_S  # the stream table's clock
             live = sum(1 for s in self.streams.streams() if s.last_active > recent)
             now = time.perf_counter()
@@ -384,30 +371,10 @@ class Engine:
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[FrameJob]:
-        """The oldest frame of each stream, oldest first, at most max_batch_size; cancelled ones dropped."""
-        batch: list[FrameJob] = []
-        taken: set[int] = set()
-        rest: deque[FrameJob] = deque()
-        for job in self._queue:
-            if job.future.done():  # the caller went away
-                self.streams.finished(job.stream)
-            elif id(job.stream) in taken or len(batch) >= self.settings.max_batch_size:
-                rest.append(job)
-            else:
-                taken.add(id(job.stream))
-                batch.append(job)
-        self._queue = rest
-        now = time.perf_counter()
-        for job in batch:
-            job.queue_s = now - job.received
-            job.mode, job.slot, job.reset = job.stream.mode, job.stream.slot, job.stream.reset_next
-            job.stream.reset_next = False  # a reset_stream() from now on applies to the next frame
-        return batch
-
     def _fail(self, batch: list[FrameJob], exc: BaseException) -> None:
         for job in batch:
             self.streams.finished(job.stream)
+            job.stream.reset_next |= job.reset  # the slot was not written: the next frame starts it
             self.observer.frame_done(job.stream.mode, "error", {})
             if not job.future.done():
                 job.future.set_exception(
@@ -430,13 +397,3 @@ class Engine:
             self.observer.frame_done(stream.mode, "ok", result.timings)
             if not job.future.done():
                 job.future.set_result(result)
-
-
-def _check_image(image: object) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        kind = f"{type(image).__name__} of {image.dtype}" if isinstance(image, np.ndarray) else type(image)
-        raise InvalidParameter(f"a frame must be an H×W×3 uint8 numpy array, got {kind}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidParameter(
-            f"a frame must be H×W×3 RGB, got shape {image.shape}; convert grey or RGBA frames to RGB"
-        )

@@ -14,8 +14,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from service.errors import InvalidParameter
 from service.types import ImageArray, ImageBatch, MapArray, MaskArray, UncertaintyMaps
 from service.uncertainty import MapBatch
+
+
+def check_frame(image: object) -> None:
+    """Refuse anything but an H×W×3 uint8 numpy array, naming what came instead."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        kind = f"{type(image).__name__} of {image.dtype}" if isinstance(image, np.ndarray) else type(image)
+        raise InvalidParameter(f"a frame must be an H×W×3 uint8 numpy array, got {kind}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidParameter(
+            f"a frame must be H×W×3 RGB, got shape {image.shape}; convert grey or RGBA frames to RGB"
+        )
 
 
 def group_by_size(sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:

@@ -80,6 +80,7 @@ def test_onnx_backend_stochastic_matches_torch_in_distribution(
     ort_samples = onnx_backend.forward(x, True)
     torch_samples = torch_backend.forward(x, True)
     assert not torch.equal(ort_samples[0], ort_samples[1])  # dropout survived the export
+    assert not torch.equal(onnx_backend.forward(x[:1], True), onnx_backend.forward(x[:1], True))
     deterministic = torch_backend.forward(x[:1], False)[0]
     spread = (torch_samples - torch_samples.mean(0)).pow(2).mean().sqrt()
     gap = (ort_samples.mean(0) - torch_samples.mean(0)).pow(2).mean().sqrt()

@@ -308,7 +308,10 @@ def test_engine_failing_backend_fails_the_batch_and_leaves_state_untouched() -> 
         backend.fail = True
         with pytest.raises(InferenceFailed, match="device lost"):
             await engine.submit("a", _frame(2))
+        with pytest.raises(InferenceFailed):
+            await engine.submit("new", _frame(2))  # a first frame that fails...
         backend.fail = False
+        assert (await engine.submit("new", _frame(3))).state_reset  # ...leaves the next one to start
         for s, slot in slots.items():
             assert slot is not None
             P, A, W = pool.read(slot)
