@@ -71,7 +71,10 @@ def test_dockerfile_installs_the_pinned_torch_and_onnxruntime_gpu() -> None:
 def test_dockerfile_runs_as_non_root_with_health_check_and_serve_command() -> None:
     user = _last("USER")
     assert user.split(":")[0] not in ("root", "0")
-    assert "/v2/health/ready" in _last("HEALTHCHECK")
+    healthcheck = _last("HEALTHCHECK")
+    probe = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
+    assert probe[:2] == ["python", "-c"] and "/v2/health/ready" in probe[2]
+    compile(probe[2], "<healthcheck>", "exec")
     assert json.loads(_last("CMD")) == ["streamuq", "serve", "--host", "0.0.0.0"]
 
 
