@@ -16,11 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
+import numpy as np
 import pytest
 from deploy_helpers import write_tiny_model
 from PIL import Image
 from websockets.sync.client import connect
 
+from service import kserve_codec
 from service.cluster import APP_NAME, DEPLOYMENT_NAME, REPLICA_HEADER, build_app, session_header
 from service.config import Settings
 
@@ -186,6 +188,41 @@ def test_cluster_websocket_is_pinned_to_the_stream_replica(client: httpx.Client)
             assert result["type"] == "result", result
             assert (result["frame_index"], result["state_reset"]) == (3 + i, False)
     assert _send(client, sid).frame_index == 6
+
+
+def test_cluster_kserve_sequence_follows_its_stream(client: httpx.Client) -> None:
+    """KServe v2 `sequence_id` N is stream "N": with the header it reaches the replica of that stream."""
+    sid = "77"
+    http = [_send(client, sid) for _ in range(2)]
+    image = np.full((24, 32, 3), 120, np.uint8)
+    for i in range(2):
+        head = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "IMAGE",
+                        "datatype": "UINT8",
+                        "shape": list(image.shape),
+                        "parameters": {"binary_data_size": image.nbytes},
+                    }
+                ],
+                "outputs": [{"name": "MASK", "parameters": {"binary_data": False}}],
+                "parameters": {"sequence_id": int(sid)},
+            }
+        ).encode()
+        response = client.post(
+            "/v2/models/unet-ss-mcd/infer",
+            content=head + image.tobytes(),
+            headers={
+                kserve_codec.HEADER_LENGTH: str(len(head)),
+                "content-type": "application/octet-stream",
+                session_header(): sid,
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers[REPLICA_HEADER] == http[0].replica
+        parameters = response.json()["parameters"]
+        assert (parameters["frame_index"], parameters["state_reset"]) == (2 + i, False)
 
 
 def test_cluster_killed_replica_streams_reset_and_continue(
