@@ -115,21 +115,31 @@ def _update_state(
     """Fold the temporal rows of P B×C×h×w / A B×h×w into their slots; returns the new P, A and cuts."""
     device = P.device
     jobs = [ordered[i] for i in temporal]
-    slots = torch.tensor([job.slot for job in jobs], dtype=torch.long, device=device)
-    t = torch.tensor([job.time for job in jobs], dtype=torch.float64, device=device)
-    tau = torch.tensor([job.tau for job in jobs], dtype=torch.float64, device=device)
-    reset = torch.tensor([job.reset for job in jobs], dtype=torch.bool, device=device)
     everything = len(temporal) == len(ordered)
     rows = None if everything else torch.tensor(temporal, dtype=torch.long, device=device)
     p_rows = P if rows is None else P.index_select(0, rows)
     a_rows = A if rows is None else A.index_select(0, rows)
-    new_P, new_A, cut_rows = pool.update(slots, p_rows, a_rows, t, tau, reset, threshold)
+    new_P, new_A, cut_rows = pool.update(
+        [_slot(job) for job in jobs],
+        p_rows,
+        a_rows,
+        [job.time for job in jobs],
+        [job.tau for job in jobs],
+        [job.reset for job in jobs],
+        threshold,
+    )
     cut = [False] * len(ordered)
     for i, flag in zip(temporal, cut_rows.tolist(), strict=True):
         cut[i] = bool(flag)
     if rows is None:
         return new_P, new_A, cut
     return P.index_copy(0, rows, new_P), A.index_copy(0, rows, new_A), cut
+
+
+def _slot(job: FrameJob) -> int:
+    if job.slot is None:
+        raise RuntimeError(f"frame of stream {job.stream.stream_id!r} has no slot: take it with take_batch()")
+    return job.slot
 
 
 def mc_dropout(

@@ -11,7 +11,7 @@ are written only by `update`, and a reset is a flag carried by the next frame.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,38 +67,53 @@ class SlotPool:
     @torch.inference_mode()
     def update(
         self,
-        slots: torch.Tensor,
+        slots: Sequence[int],
         probs: torch.Tensor,
         ent: torch.Tensor,
-        t: torch.Tensor,
-        tau: torch.Tensor,
-        reset: torch.Tensor,
+        times: Sequence[float],
+        taus: Sequence[float],
+        resets: Sequence[bool],
         scene_cut_threshold: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fold one frame into each of B distinct slots; returns (P, A, cut) after the update.
 
-        `slots` B int64, `probs` B×C×h×w float32, `ent` B×h×w float32 (H(probs) or,
-        for a multi-sample frame, its mean), `t` and `tau` B float64, `reset` B bool
-        (start afresh: first frame, or after `reset_stream`). Returns P B×C×h×w,
-        A B×h×w and `cut` B bool: the prediction diverged from the ensemble by more
-        than `scene_cut_threshold` (mean total variation) so the old state was dropped.
+        `probs` B×C×h×w float32 (used as scratch: overwritten), `ent` B×h×w float32
+        (H(probs) or, for a multi-sample frame, its mean); per slot its frame's time
+        and τ (the stream's clock) and whether to start afresh (first frame, or after
+        `reset_stream`). Returns P B×C×h×w and A B×h×w (valid until the next update)
+        and `cut` B bool on the device: the prediction diverged from the ensemble by
+        more than `scene_cut_threshold` (mean total variation), so the old state was dropped.
         """
-        P = self.P.index_select(0, slots)
-        A = self.A.index_select(0, slots)
-        W = self.W.index_select(0, slots)
-        t_last = self.t_last.index_select(0, slots)
+        n = len(slots)
+        if len(set(slots)) != n:
+            raise ValueError(f"slots {list(slots)} repeat: one frame per stream in a batch")
+        # One host→device copy for all the per-slot scalars.
+        meta = torch.tensor([list(times), list(taus), [float(r) for r in resets]], dtype=torch.float64)
+        t, tau, reset = meta.to(self.device, non_blocking=True).unbind(0)
+        first = slots[0]
+        contiguous = list(slots) == list(range(first, first + n))
+        index = None if contiguous else torch.tensor(list(slots), device=self.device)
+        if index is None:  # a run of slots (always so for one stream): views, updated in place
+            P, A = self.P[first : first + n], self.A[first : first + n]
+            W, t_last = self.W[first : first + n], self.t_last[first : first + n]
+        else:  # gather, update the copies, scatter back
+            P, A = self.P.index_select(0, index), self.A.index_select(0, index)
+            W, t_last = self.W.index_select(0, index), self.t_last.index_select(0, index)
 
-        weight = torch.where(reset, 0.0, uncertainty.decay(t, t_last, tau) * W)
-        diff = probs - P
-        divergence = uncertainty.total_variation(P, probs, diff)
-        cut = (weight > 0) & (divergence > scene_cut_threshold)
+        weight = torch.where(reset > 0, 0.0, uncertainty.decay(t, t_last, tau) * W)
+        diff = probs.sub_(P)
+        cut = (weight > 0) & (uncertainty.mean_abs(diff) > scene_cut_threshold)
         weight = torch.where(cut, 0.0, weight)
-        P, A, W = uncertainty.ema_update(P, A, weight, probs, ent, diff)
+        new_W = uncertainty.ema_update_(P, A, weight, diff, ent)
 
-        self.P.index_copy_(0, slots, P)
-        self.A.index_copy_(0, slots, A)
-        self.W.index_copy_(0, slots, W)
-        self.t_last.index_copy_(0, slots, t)
+        if index is None:
+            W.copy_(new_W)
+            t_last.copy_(t)
+        else:
+            self.P.index_copy_(0, index, P)
+            self.A.index_copy_(0, index, A)
+            self.W.index_copy_(0, index, new_W)
+            self.t_last.index_copy_(0, index, t)
         return P, A, cut
 
     def read(self, slot: int) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -51,37 +51,43 @@ def decay(t: torch.Tensor, t_last: torch.Tensor, tau: torch.Tensor) -> torch.Ten
 
 
 def ema_update(
-    P: torch.Tensor,
-    A: torch.Tensor,
-    weight: torch.Tensor,
-    probs: torch.Tensor,
-    ent: torch.Tensor,
-    diff: torch.Tensor | None = None,
+    P: torch.Tensor, A: torch.Tensor, weight: torch.Tensor, probs: torch.Tensor, ent: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One normalised EMA step for S slots; returns new (P, A, W).
+    """One normalised EMA step for S slots; returns new (P, A, W), inputs untouched.
 
     `P` S×C×h×w and `probs` S×C×h×w float32; `A` and `ent` S×h×w float32;
     `weight` S float32 is the already-decayed a·W (0 starts the slot afresh: P ← p).
-    `diff` = probs − P when the caller has it already (the scene-cut test does).
-    Written as P + (p − P)/(a·W + 1), which equals (a·W·P + p)/(a·W + 1) in one fused pass.
+    """
+    P, A = P.clone(), A.clone()
+    W = ema_update_(P, A, weight, probs - P, ent)
+    return P, A, W
+
+
+def ema_update_(
+    P: torch.Tensor, A: torch.Tensor, weight: torch.Tensor, diff: torch.Tensor, ent: torch.Tensor
+) -> torch.Tensor:
+    """`ema_update` in place on `P` and `A`, given `diff` = p − P S×C×h×w; returns the new W (S).
+
+    Written as P + (p − P)/(a·W + 1), which equals (a·W·P + p)/(a·W + 1) in one fused
+    pass and no new S×C×h×w tensor: the state update is memory-bound.
     """
     denom = weight + 1.0
     step = denom.reciprocal()
-    if diff is None:
-        diff = probs - P
-    new_P = torch.addcmul(P, diff, step.view(-1, 1, 1, 1))
-    new_A = torch.addcmul(A, ent - A, step.view(-1, 1, 1))
-    return new_P, new_A, denom
+    P.addcmul_(diff, step.view(-1, 1, 1, 1))
+    A.addcmul_(ent - A, step.view(-1, 1, 1))
+    return denom
 
 
-def total_variation(P: torch.Tensor, probs: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
+def total_variation(P: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     """Mean over pixels of ½·Σ_c |P − p|, in [0, 1]: S×C×h×w twice → S float32.
 
     The scene-cut signal: how far the new frame's prediction is from the stream's ensemble.
-    `diff` = probs − P when the caller has it already.
     """
-    if diff is None:
-        diff = probs - P
+    return mean_abs(probs - P)
+
+
+def mean_abs(diff: torch.Tensor) -> torch.Tensor:
+    """½·Σ_c |diff| averaged over pixels: S×C×h×w → S float32 (`total_variation` from p − P)."""
     return 0.5 * diff.abs().sum(dim=1).mean(dim=(1, 2))
 
 

@@ -23,33 +23,33 @@ def _probs(batch: int, seed: int) -> torch.Tensor:
 def _update(
     pool: SlotPool, slots: list[int], probs: torch.Tensor, t: list[float], reset: list[bool]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    n = len(slots)
-    return pool.update(
-        torch.tensor(slots),
-        probs,
-        uncertainty.entropy(probs),
-        torch.tensor(t, dtype=torch.float64),
-        torch.full((n,), 1.25, dtype=torch.float64),
-        torch.tensor(reset),
-        scene_cut_threshold=0.99,
-    )
+    ent = uncertainty.entropy(probs)
+    return pool.update(slots, probs.clone(), ent, t, [1.25] * len(slots), reset, scene_cut_threshold=0.99)
 
 
-def test_slot_pool_batched_update_equals_each_slot_alone() -> None:
+@pytest.mark.parametrize("slots", [[2, 0, 3], [1, 2, 3]])  # gather/scatter, and a run of slots in place
+def test_slot_pool_batched_update_equals_each_slot_alone(slots: list[int]) -> None:
     together = SlotPool(4, C, H, W, "cpu")
     alone = SlotPool(4, C, H, W, "cpu")
+    untouched = ({0, 1, 2, 3} - set(slots)).pop()
     for step in range(4):
         probs = _probs(3, seed=step)
-        _update(together, [2, 0, 3], probs, [float(step)] * 3, [step == 0] * 3)
-        for row, slot in enumerate([2, 0, 3]):
+        _update(together, slots, probs, [float(step)] * 3, [step == 0] * 3)
+        for row, slot in enumerate(slots):
             _update(alone, [slot], probs[row : row + 1], [float(step)], [step == 0])
-    for slot in (0, 2, 3):
+    for slot in slots:
         P1, A1, W1 = together.read(slot)
         P2, A2, W2 = alone.read(slot)
         torch.testing.assert_close(P1, P2)
         torch.testing.assert_close(A1, A2)
         assert pytest.approx(W2) == W1
-    assert together.read(1)[2] == 0.0  # untouched slot
+    assert together.read(untouched)[2] == 0.0
+
+
+def test_slot_pool_refuses_a_slot_twice_in_one_update() -> None:
+    pool = SlotPool(2, C, H, W, "cpu")
+    with pytest.raises(ValueError, match=r"slots \[1, 1\] repeat"):
+        _update(pool, [1, 1], _probs(2, seed=0), [0.0, 0.0], [True, True])
 
 
 def test_slot_pool_scene_cut_drops_the_old_state() -> None:
@@ -59,11 +59,11 @@ def test_slot_pool_scene_cut_drops_the_old_state() -> None:
     cls1 = torch.zeros(2, C, H, W)
     cls1[:, 1] = 1.0
     mixed = 0.8 * cls0 + 0.2 * cls1
-    slots, tau = torch.tensor([0, 1]), torch.full((2,), 1.25, dtype=torch.float64)
-    t0, t1 = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
-    pool.update(slots, cls0, torch.zeros(2, H, W), t0, tau, torch.tensor([True, True]), 0.5)
+    pool.update([0, 1], cls0, torch.zeros(2, H, W), [0.0, 0.0], [1.25, 1.25], [True, True], 0.5)
     new = torch.stack([cls1[0], mixed[1]])
-    P, _, cut = pool.update(slots, new, uncertainty.entropy(new), t1, tau, torch.tensor([False, False]), 0.5)
+    P, _, cut = pool.update(
+        [0, 1], new.clone(), uncertainty.entropy(new), [1.0, 1.0], [1.25] * 2, [False] * 2, 0.5
+    )
     assert cut.tolist() == [True, False]  # TV 1.0 > 0.5 resets; TV 0.2 blends
     torch.testing.assert_close(P[0], cls1[0])
     assert pool.read(0)[2] == pytest.approx(1.0)
