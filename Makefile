@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The CPU wheel of torch must come first: a bare `torch` requirement would pull GBs of CUDA packages.
 TORCH := torch==2.13.0
+# Tools installed into the venv (hadolint, yamllint, streamuq) are found by the tests.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install serve test lint typecheck unit bench bench-quick train export clean
 
