@@ -11,6 +11,7 @@ skipped without it locally, failed without it in CI (`CI` set).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 REPO = Path(__file__).resolve().parents[2]
+API_KEY = "demo-key-0123456789"
 CLIP = REPO.parent / "shared" / "data" / "camvid" / "clips" / "street-1.gif"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -135,16 +137,18 @@ def _assert_no_error(page: Any) -> None:
     assert status.get_attribute("class") == "status", status.inner_text()
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamuq serve` with the shipped model in a subprocess on a free port."""
+@contextlib.contextmanager
+def _serve(tmp: Path, **env: str) -> Iterator[str]:
+    """`streamuq serve` with the shipped model in a subprocess on a free port; `env`: STREAMUQ_* extras."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log_path = tmp / "serve.log"
     command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"]
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -167,6 +171,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serve(tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same with API keys on: `API_KEY` is the only one."""
+    with _serve(tmp_path_factory.mktemp("keyed"), STREAMUQ_API_KEYS=API_KEY) as url:
+        yield url
 
 
 @pytest.fixture()
@@ -230,3 +247,25 @@ def test_demo_page_streams_the_webcam(page: Any) -> None:
     _assert_no_error(page)
     overlay = page.evaluate(CANVAS_CONTENT, "overlay")
     assert overlay["width"] == 480 and overlay["opaque"] == 1.0 and overlay["colours"] > 10, overlay
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_demo_page_asks_for_and_uses_the_api_key(browser: Any, keyed_server: str, clip_webm: Path) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{keyed_server}/")  # the page itself is open
+        page.wait_for_function("document.getElementById('status').classList.contains('error')")
+        assert "API key" in page.locator("#status").inner_text()
+
+        page.fill("#api-key", API_KEY)
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_function("window.streamuq.model !== null", timeout=30_000)
+        page.set_input_files("#file", str(clip_webm))
+        _wait_frames(page, 3)
+        _assert_no_error(page)
+        page.click("#stop")
+    finally:
+        context.close()

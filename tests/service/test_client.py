@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import os
@@ -23,6 +24,7 @@ from PIL import Image, ImageSequence
 from service import client
 
 REPO = Path(__file__).resolve().parents[2]
+API_KEY = "demo-key-0123456789"
 CLIPS = REPO.parent / "shared" / "data" / "camvid" / "clips"
 CLIP = CLIPS / "street-1.gif"
 
@@ -168,16 +170,18 @@ def test_client_main_reports_an_unreachable_server(capsys: pytest.CaptureFixture
 # ---------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamuq serve` with the shipped model in a subprocess on a free port."""
+@contextlib.contextmanager
+def _serve(tmp: Path, **env: str) -> Iterator[str]:
+    """`streamuq serve` with the shipped model in a subprocess on a free port; `env`: STREAMUQ_* extras."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log_path = tmp / "serve.log"
     command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"]
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -200,6 +204,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serve(tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same with API keys on: `API_KEY` is the only one."""
+    with _serve(tmp_path_factory.mktemp("keyed"), STREAMUQ_API_KEYS=API_KEY) as url:
+        yield url
 
 
 @pytest.mark.e2e
@@ -250,3 +267,14 @@ def test_client_reports_a_refused_stream_id(live_server: str, capsys: pytest.Cap
     code = client.main([str(CLIP), "--url", live_server, "--stream", "bad id!", "--quiet"])
     assert code == 1
     assert "streamuq client:" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_client_sends_the_api_key(keyed_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [str(CLIP), "--url", keyed_server, "--fps", "4", "--quiet"]
+    assert client.main(argv) == 1
+    assert "--api-key" in capsys.readouterr().err
+    assert client.main([*argv, "--api-key", "wrong"]) == 1
+    assert client.main([*argv, "--api-key", API_KEY]) == 0
+    assert "0 errors" in capsys.readouterr().out
