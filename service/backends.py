@@ -132,7 +132,11 @@ class OnnxBackend:
             stochastic_path = _cached_export(model, cache, stochastic=True, input_size=input_size)
 
         if self.device.type == "cuda":
-            providers: list[Any] = [("CUDAExecutionProvider", {"device_id": self.device.index or 0})]
+            # CPU as the fallback for any node the CUDA provider lacks.
+            providers: list[Any] = [
+                ("CUDAExecutionProvider", {"device_id": self.device.index or 0}),
+                "CPUExecutionProvider",
+            ]
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise RuntimeError(
                     "ONNX Runtime has no CUDAExecutionProvider; install onnxruntime-gpu "

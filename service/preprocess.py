@@ -40,8 +40,9 @@ def group_by_size(sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], lis
 
 def to_batch(images: Sequence[ImageArray], size: tuple[int, int], device: torch.device) -> ImageBatch:
     """H×W×3 uint8 frames of any sizes → B×3×h×w float32 in [0, 1] on `device` at `size` (h, w)."""
-    out = torch.empty(len(images), 3, *size, device=device)
-    for (height, width), indices in group_by_size([im.shape[:2] for im in images]).items():
+    groups = group_by_size([(im.shape[0], im.shape[1]) for im in images])
+    out = None if len(groups) == 1 else torch.empty(len(images), 3, *size, device=device)
+    for (height, width), indices in groups.items():
         stacked = np.stack([images[i] for i in indices]) if len(indices) > 1 else images[indices[0]][None]
         # uint8 crosses to the device (4× fewer bytes than float), the rest happens there.
         x = torch.from_numpy(stacked).to(device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -49,7 +50,10 @@ def to_batch(images: Sequence[ImageArray], size: tuple[int, int], device: torch.
             shrink = height > size[0] or width > size[1]
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
             x = x.clamp_(0.0, 1.0)  # antialiasing overshoots a little
+        if out is None:  # one size: the group is the batch, in order
+            return x
         out[indices] = x
+    assert out is not None
     return out
 
 

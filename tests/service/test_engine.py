@@ -379,3 +379,37 @@ def test_engine_stop_finishes_accepted_frames() -> None:
         assert not engine.ready
 
     asyncio.run(main())
+
+
+def test_engine_evicts_an_idle_stream_to_make_room() -> None:
+    async def main() -> None:
+        engine, _, _ = _engine(max_streams=1, stream_ttl_s=0.05)
+        await engine.start()
+        await engine.submit("idle", _frame(0))
+        await asyncio.sleep(0.1)
+        await engine.submit("new", _frame(1))
+        assert [info.stream_id for info in engine.list_streams()] == ["new"]
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_engine_skips_a_frame_whose_caller_went_away() -> None:
+    async def main() -> None:
+        engine, _, backend = _engine()
+        await engine.start()
+        backend.gate.clear()
+        backend.entered.clear()
+        first = asyncio.create_task(engine.submit("s", _frame(0)))
+        await _wait_entered(backend)
+        gone = asyncio.create_task(engine.submit("s", _frame(1)))
+        await asyncio.sleep(0)
+        gone.cancel()
+        backend.gate.set()
+        await first
+        result = await engine.submit("s", _frame(2))
+        assert result.frame_index == 1  # the cancelled frame was never run
+        assert engine.streams.get("s").pending == 0
+        await engine.stop()
+
+    asyncio.run(main())
