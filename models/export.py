@@ -181,16 +181,18 @@ def check_export(
     width: int,
     samples: int = MC_SAMPLES,
     seed: int = 0,
+    threads: int = 0,
 ) -> ExportCheck:
     """Run the exported graph in ONNX Runtime (ORT_ENABLE_ALL) against torch; raise if they disagree.
 
     Deterministic: logits equal within `DETERMINISTIC_ATOL` on a 2×3×height×width batch.
     Stochastic (on one 1×3×height×width image): two ORT runs differ, and the mean of
     `samples` ORT softmax outputs matches torch's MC mean of `samples` within
-    `MC_NOISE_RATIO_MAX` times the sampling noise of the two means.
+    `MC_NOISE_RATIO_MAX` times the sampling noise of the two means. `threads`: ORT
+    intra-op threads (0: ORT's default, one per core).
     """
     generator = torch.Generator().manual_seed(seed)
-    session = ort_session(path)
+    session = ort_session(path, threads)
     prepared = _prepared(model, stochastic)
     if not stochastic:
         images = torch.rand(2, 3, height, width, generator=generator)

@@ -1,3 +1,4 @@
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from models.export import (
     export_onnx,
     main,
     onnx_filename,
+    ort_session,
 )
 
 pytestmark = pytest.mark.slow
@@ -31,6 +33,15 @@ def _lively_model(name: str) -> SegNet:
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight)
     return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared, oversubscribed CPU, two OpenMP threads spin-wait 10× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +69,7 @@ def test_export_onnx_deterministic_matches_torch_at_other_sizes(
     mcd_model: SegNet, deterministic_onnx: Path
 ) -> None:
     assert "RandomUniformLike" not in _ops(deterministic_onnx)
-    session = ort.InferenceSession(str(deterministic_onnx), providers=["CPUExecutionProvider"])
+    session = ort_session(deterministic_onnx, threads=1)
     for shape in [(1, 3, HEIGHT, WIDTH), (3, 3, 37, 53), (2, 3, 96, 128)]:
         images = torch.rand(shape)
         with torch.no_grad():
@@ -86,7 +97,7 @@ def test_export_onnx_random_op_survives_ort_enable_all(stochastic_onnx: Path, tm
 def test_check_export_stochastic_runs_differ_and_mc_mean_matches(
     mcd_model: SegNet, stochastic_onnx: Path
 ) -> None:
-    check = check_export(mcd_model, stochastic_onnx, stochastic=True, height=HEIGHT, width=WIDTH)
+    check = check_export(mcd_model, stochastic_onnx, stochastic=True, height=HEIGHT, width=WIDTH, threads=1)
     assert check.stochastic_runs_differ
     assert check.mc_noise_ratio is not None and 0.5 < check.mc_noise_ratio <= 1.5
     assert check.mc_mean_abs_diff is not None and check.mc_mean_abs_diff < 0.02
@@ -99,7 +110,7 @@ def test_check_export_rejects_a_graph_with_another_dropout_rate(
     other = SegNet(replace(mcd_model.config, dropout=0.1))
     other.load_state_dict(mcd_model.state_dict())
     with pytest.raises(ExportCheckError, match="sampling noise"):
-        check_export(other, stochastic_onnx, stochastic=True, height=HEIGHT, width=WIDTH)
+        check_export(other, stochastic_onnx, stochastic=True, height=HEIGHT, width=WIDTH, threads=1)
 
 
 def test_export_onnx_refuses_stochastic_without_dropout(tmp_path: Path) -> None:
