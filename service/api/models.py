@@ -18,8 +18,8 @@ def card_response(card: ModelCard) -> ModelCardResponse:
     return ModelCardResponse(
         name=card.name,
         classes=list(card.classes),
-        palette=list(card.palette),
-        input_size=card.input_size,
+        palette=[list(rgb) for rgb in card.palette],
+        input_size=list(card.input_size),
         modes=modes,
         stochastic=card.stochastic,
         metrics=card.metrics,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -134,8 +134,11 @@ class StreamList(BaseModel):
 class ModelCardResponse(BaseModel):
     name: str = Field(description="also the model name of /v2/models/{name}", examples=["unet-ss-mcd"])
     classes: list[str]
-    palette: list[tuple[int, int, int]]
-    input_size: tuple[int, int] = Field(description="(height, width) the net runs at")
+    # Lists of fixed length, not tuples: `prefixItems` trips OpenAPI tools (schemathesis, 3.0 generators).
+    palette: list[Annotated[list[int], Field(min_length=3, max_length=3)]] = Field(
+        description="RGB per class"
+    )
+    input_size: list[int] = Field(min_length=2, max_length=2, description="(height, width) the net runs at")
     modes: list[Mode]
     stochastic: bool = Field(description="has MC dropout: bnn and vq-bnn sample it")
     metrics: dict[str, float] = Field(default_factory=dict)
