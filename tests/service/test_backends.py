@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from models import SegNet, create_model
-from service.backends import OnnxBackend, TorchBackend, resolve_device
+from models.layers import MCDropout2d
+from service.backends import (
+    InPlaceMCDropout,
+    OnnxBackend,
+    TorchBackend,
+    resolve_device,
+    with_in_place_dropout,
+)
 
 SIZE = (32, 48)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -39,7 +46,10 @@ def onnx_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[TorchBackend, O
 
 def test_torch_backend_returns_probabilities_on_its_device() -> None:
     backend = TorchBackend(_model())
-    probs = backend.forward(torch.rand(2, 3, *SIZE), stochastic=False)
+    x = torch.rand(2, 3, *SIZE)
+    probs = backend.forward(x, stochastic=False)
+    plain = TorchBackend(_model(), channels_last=False).forward(x, stochastic=False)
+    torch.testing.assert_close(probs, plain, atol=1e-5, rtol=1e-4)
     assert probs.shape == (2, 8, *SIZE) and probs.dtype == torch.float32
     assert probs.device == backend.device
     torch.testing.assert_close(probs.sum(dim=1), torch.ones(2, *SIZE))
@@ -51,6 +61,24 @@ def test_torch_backend_stochastic_only_when_asked() -> None:
     assert torch.equal(backend.forward(x, False), backend.forward(x, False))
     assert not torch.equal(backend.forward(x, True), backend.forward(x, True))
     assert torch.equal(backend.forward(x, False), backend.forward(x, False))  # switched back off
+
+
+def test_in_place_dropout_is_bit_identical_to_mc_dropout() -> None:
+    model = _model()
+    fast = with_in_place_dropout(model)
+    assert sum(isinstance(m, InPlaceMCDropout) for m in fast.modules()) == 5
+    assert not any(isinstance(m, InPlaceMCDropout) for m in model.modules())  # the original is untouched
+    x = torch.rand(2, 3, *SIZE)
+    model.set_stochastic(True)
+    fast.set_stochastic(True)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        want = model(x)
+        torch.manual_seed(7)
+        got = fast(x)
+    assert torch.equal(got, want)
+    layer, reference = InPlaceMCDropout(0.3).eval(), MCDropout2d(0.3).eval()
+    assert torch.equal(layer(x), x) and torch.equal(reference(x), x)  # off: the identity
 
 
 def test_resolve_device_refuses_cuda_without_cuda() -> None:
