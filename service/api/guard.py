@@ -20,7 +20,7 @@ import asyncio
 import logging
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from starlette.datastructures import Headers, QueryParams
@@ -143,9 +143,44 @@ def caller(conn: HTTPConnection) -> str | None:
 OwnerDep = Annotated[str | None, Depends(caller)]
 
 
+def document_auth(app: FastAPI, settings: Settings) -> None:
+    """With keys on, `/openapi.json` says which operations need `Authorization: Bearer` (and may 401)."""
+    if not settings.api_keys:
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # cached by FastAPI after the first call; the edits below are idempotent
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API key of STREAMUQ_API_KEYS",
+        }
+        for path, item in schema.get("paths", {}).items():
+            if security.is_open(path, metrics_public=settings.metrics_public):
+                continue
+            error = (
+                _V2_ERROR_SCHEMA if path.startswith("/v2") else {"$ref": "#/components/schemas/ErrorResponse"}
+            )
+            for operation in item.values():
+                operation["security"] = [{"bearer": []}]
+                operation.setdefault("responses", {})["401"] = {
+                    "description": "missing or unknown API key",
+                    "content": {"application/json": {"schema": error}},
+                }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_V2_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Guard every request; CORS outside it (so preflights need no key) when origins are configured."""
     app.add_middleware(Guard, settings=settings)
+    document_auth(app, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
