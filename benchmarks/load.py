@@ -70,7 +70,7 @@ def clip_frames(path: Path, limit: int = 120) -> list[np.ndarray]:
     with Image.open(path) as gif:
         for index in range(min(getattr(gif, "n_frames", 1), limit)):
             gif.seek(index)
-            frames.append(np.asarray(gif.convert("RGB")))
+            frames.append(np.array(gif.convert("RGB")))  # writable: torch warns on read-only arrays
     return frames
 
 
@@ -78,7 +78,7 @@ def synthetic_frames(index: int, count: int = 60) -> list[np.ndarray]:
     from models.data.synthetic import StreamSpec, generate_stream, split_seeds
 
     seed = split_seeds("test", index + 1)[index]
-    return list(np.asarray(generate_stream(StreamSpec(seed=seed, num_frames=count)).frames))
+    return list(np.array(generate_stream(StreamSpec(seed=seed, num_frames=count)).frames))
 
 
 def jpeg(frame: np.ndarray, quality: int) -> bytes:

@@ -73,11 +73,11 @@ class QualityConfig:
         return cls(
             streams=2,
             ood_streams=1,
-            frames=12,
-            timing_frames=3,
-            shift_corruptions=("gaussian_noise", "fog", "contrast"),
+            frames=10,
+            timing_frames=2,
+            shift_corruptions=("gaussian_noise", "fog"),
             shift_streams=1,
-            shift_frames=6,
+            shift_frames=4,
         )
 
     @property
