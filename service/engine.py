@@ -8,6 +8,14 @@ dropout) — then folds every temporal stream's frame into its slot with one
 gather/update/scatter. A stream never has two frames in one batch, and
 batches run one after another, so each stream's frames are processed in
 arrival order and each sees the state its predecessor left.
+
+Modes: `dnn` is one deterministic pass (aleatoric = its entropy, epistemic 0);
+`bnn` averages N stochastic passes (run `bnn_batch_size` copies a forward);
+`vq-dnn` / `vq-bnn` fold one deterministic / stochastic pass into the stream's
+slot. Time: a frame without a timestamp is at the stream's frame count (τ =
+`tau_frames`), one with a capture timestamp at that time (τ = `tau_seconds`);
+a stream keeps the clock of its first frame until reset, and a frame of the
+other kind is refused (InvalidParameter) rather than mixing frames with seconds.
 """
 
 from __future__ import annotations
