@@ -1,11 +1,14 @@
 import asyncio
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from models import ModelCard, create_model
 from service import uncertainty
@@ -410,6 +413,24 @@ def test_engine_skips_a_frame_whose_caller_went_away() -> None:
         result = await engine.submit("s", _frame(2))
         assert result.frame_index == 1  # the cancelled frame was never run
         assert engine.streams.get("s").pending == 0
+        await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_engine_from_settings_serves_the_shipped_layout(tmp_path: Path) -> None:
+    model = _model()
+    save_file(model.state_dict(), str(tmp_path / "unet-ss-mcd.safetensors"))
+    replace(_card(model), name="unet-ss-mcd").save(tmp_path / "unet-ss-mcd.json")
+
+    async def main() -> None:
+        engine = Engine.from_settings(Settings(weights_dir=tmp_path, device="cpu"))
+        assert not engine.ready
+        await engine.start()
+        assert engine.ready and engine.device == torch.device("cpu")
+        assert engine.card.name == "unet-ss-mcd" and engine.card.input_size == SIZE
+        result = await engine.submit("s", _scene((60, 80)))
+        assert result.mode == "vq-bnn" and result.maps.mask.shape == (60, 80)
         await engine.stop()
 
     asyncio.run(main())
