@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -122,3 +124,27 @@ def channel(stream_id: str, owner: str | None) -> str:
     """The broadcast channel of a stream: per owner, so a subscriber never sees another key's
     stream of the same id ('/' cannot occur in a stream id, so channels never collide)."""
     return stream_id if owner is None else f"{owner}/{stream_id}"
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+
+
+class RedactTokens(logging.Filter):
+    """Hides `?token=<key>` in log records: uvicorn logs every WebSocket path with its query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_server_logs(names: Iterable[str] = ("uvicorn.error", "uvicorn.access")) -> None:
+    """Add `RedactTokens` to the server's loggers, once."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())

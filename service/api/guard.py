@@ -181,6 +181,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Guard every request; CORS outside it (so preflights need no key) when origins are configured."""
     app.add_middleware(Guard, settings=settings)
     document_auth(app, settings)
+    if settings.api_keys:
+        security.redact_server_logs()  # browsers put the key in the WebSocket URL, which uvicorn logs
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
