@@ -83,8 +83,10 @@ def run_batch(
     temporal = [i for i, job in enumerate(ordered) if uses_temporal_state(job.mode)]
     if temporal:
         P, A, cut = _update_state(pool, ordered, temporal, P, A, params.scene_cut_threshold)
+    # A single deterministic pass is its own ensemble: H(P) is the A computed above.
+    total = A if all(job.mode == "dnn" for job in ordered) else None
     maps = preprocess.to_frames(
-        uncertainty.output_maps(P, A), [(job.image.shape[0], job.image.shape[1]) for job in ordered]
+        uncertainty.output_maps(P, A, total), [(job.image.shape[0], job.image.shape[1]) for job in ordered]
     )
     updated = time.perf_counter()
 

@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import torch
 
+_TINY = torch.finfo(torch.float32).tiny
+
 
 class MapBatch(NamedTuple):
     """Output maps of S frames at the model's size: `mask` S×h×w int64, the rest S×h×w float32."""
@@ -38,8 +40,10 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
     """S×C×h×w probabilities → S×h×w entropy in nats (0·log 0 counts as 0)."""
-    ent: torch.Tensor = torch.special.entr(probs).sum(dim=1)
-    return ent
+    # In place on one scratch tensor: half the time of torch.special.entr on a CPU core.
+    # The clamp makes p = 0 (an underflowed softmax) give 0·log(tiny) = 0, not 0·(−inf).
+    log_p = probs.clamp_min(_TINY).log_().mul_(probs)
+    return log_p.sum(dim=1).neg_()
 
 
 def decay(t: torch.Tensor, t_last: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -91,14 +95,16 @@ def mean_abs(diff: torch.Tensor) -> torch.Tensor:
     return 0.5 * diff.abs().sum(dim=1).mean(dim=(1, 2))
 
 
-def output_maps(P: torch.Tensor, A: torch.Tensor) -> MapBatch:
+def output_maps(P: torch.Tensor, A: torch.Tensor, total: torch.Tensor | None = None) -> MapBatch:
     """Maps from ensemble probabilities `P` S×C×h×w and expected entropy `A` S×h×w.
 
     `epistemic = max(H(P) − A, 0)`: by concavity of entropy H(P) ≥ A exactly; the
-    clamp only removes float rounding.
+    clamp only removes float rounding. `total` = H(P) S×h×w when the caller has it
+    (a single deterministic pass: it is A).
     """
     confidence, mask = P.max(dim=1)
-    total = entropy(P)
+    if total is None:
+        total = entropy(P)
     return MapBatch(
         mask=mask,
         confidence=confidence,

@@ -16,6 +16,9 @@ def test_entropy_of_uniform_is_log_classes_and_of_one_hot_is_zero() -> None:
     one_hot[:, 2] = 1.0
     torch.testing.assert_close(uncertainty.entropy(uniform), torch.full((1, 2, 3), math.log(5)))
     torch.testing.assert_close(uncertainty.entropy(one_hot), torch.zeros(1, 2, 3))
+    probs = (torch.randn(2, 6, 4, 4) * 40).softmax(dim=1)  # some entries underflow to exactly 0
+    assert (probs == 0).any()
+    torch.testing.assert_close(uncertainty.entropy(probs), torch.special.entr(probs).sum(dim=1))
 
 
 @pytest.mark.parametrize("times", [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 0.4, 2.5, 2.5, 3.1, 7.0]])
