@@ -36,7 +36,7 @@ from service.broadcast import Broadcaster
 from service.config import Settings
 from service.errors import FrameSuperseded, InvalidParameter, InvalidRequest, StreamNotFound, StreamUQError
 from service.metrics import Metrics
-from service.types import FrameResult, Mode, OutputName
+from service.types import FrameResult, ImageArray, Mode, OutputName
 
 router = APIRouter(prefix="/v1/streams", tags=["websocket"])
 
@@ -125,18 +125,16 @@ class _PushSession:
             settings=self.settings,
             metrics=self.metrics,
         )
-        self._check_owner()  # another key's stream looks missing, as on HTTP
-        task = asyncio.create_task(
-            self.engine.submit(
-                self.stream_id,
-                image,
-                timestamp=meta.get("timestamp"),
-                mode=self.mode,
-                latest_wins=True,
-                owner=self.owner,
-            )
-        )
+        task = asyncio.create_task(self._submit(image, meta.get("timestamp")))
         await self.items.put(_Frame(task, decode_s, self.outputs))
+
+    async def _submit(self, image: ImageArray, timestamp: float | None) -> FrameResult:
+        # The owner check and the engine's admission run in one step of this task: no other
+        # request can hand the stream id to another key in between.
+        self._check_owner()  # another key's stream looks missing, as on HTTP
+        return await self.engine.submit(
+            self.stream_id, image, timestamp=timestamp, mode=self.mode, latest_wins=True, owner=self.owner
+        )
 
     async def _control(self, text: str) -> None:
         try:
