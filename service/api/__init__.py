@@ -38,4 +38,12 @@ slowly; the stream need not exist yet.
 
 **Errors.** `{"error": {"code": ..., "message": ...}}` with a 4xx for bad input
 (`{"error": "..."}` on /v2); `Retry-After` when overloaded.
+Limits (body, image pixels read from the header, stream ids, WebSocket messages, request
+time) are refused with the limit and its `STREAMUQ_*` setting named. Every answer carries
+`X-Request-ID`; a 500 names it, and so does the server log.
+
+**Auth.** With `STREAMUQ_API_KEYS` set, every call needs `Authorization: Bearer <key>`
+(a browser WebSocket may pass `?token=<key>`). Health, the demo page, these docs and
+`/metrics` stay open (`STREAMUQ_METRICS_PUBLIC=false` closes metrics). A stream belongs to
+the key that created it: to any other key it does not exist (404), nor do its results.
 """
