@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     max_image_side: int = Field(8192, ge=16)
     ws_max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     request_timeout_s: float = Field(30.0, gt=0)
+    max_connections: int = Field(512, ge=1)  # HTTP requests in flight + open WebSockets; more get 503
 
     # Security: comma-separated in the environment (`STREAMUQ_API_KEYS=k1,k2`); none = no auth
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -105,6 +105,13 @@ class RequestTimeout(StreamUQError):
     code = "request_timeout"
 
 
+class ServerBusy(StreamUQError):
+    """Too many requests and WebSockets are open at once (`STREAMUQ_MAX_CONNECTIONS`)."""
+
+    status_code = 503
+    code = "server_busy"
+
+
 class NotReady(StreamUQError):
     status_code = 503
     code = "not_ready"

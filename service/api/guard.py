@@ -1,4 +1,4 @@
-"""The outer layer of every request: a request id, the API-key check, the request timeout, CORS.
+"""The outer layer of every request: request id, API key, connection cap, request timeout, CORS.
 
 One pure ASGI middleware, before any route runs:
 
@@ -8,6 +8,8 @@ One pure ASGI middleware, before any route runs:
   HTTP, the same answer to a WebSocket handshake (or close code 1008 where the
   server cannot send an HTTP answer); health, the demo page and the API docs stay
   open, `/metrics` too unless `STREAMUQ_METRICS_PUBLIC=false`;
+- answers 503 `server_busy` past `STREAMUQ_MAX_CONNECTIONS` HTTP requests in flight and
+  open WebSockets together (health probes aside), so idle sockets cannot pile up;
 - cancels an HTTP request still running after `STREAMUQ_REQUEST_TIMEOUT_S` and
   answers 503 `request_timeout` (WebSockets are long-lived: not timed).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import uuid
 from typing import Annotated, Any
@@ -33,7 +36,7 @@ from starlette.websockets import WebSocket
 from service import security
 from service.api.errors import error_response
 from service.config import Settings
-from service.errors import RequestTimeout, StreamUQError, Unauthorized
+from service.errors import RequestTimeout, ServerBusy, StreamUQError, Unauthorized
 from service.kserve_codec import HEADER_LENGTH
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 POLICY_VIOLATION = 1008
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Load balancers must see a saturated server as alive: probes never count against the limit.
+_PROBES = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 
 
 class Guard:
@@ -51,6 +56,8 @@ class Guard:
         self.keys = security.KeyRing(settings.api_keys)
         self.timeout_s = settings.request_timeout_s
         self.metrics_public = settings.metrics_public
+        self.max_connections = settings.max_connections
+        self.connections = 0  # HTTP requests in flight and open WebSockets (health probes aside)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -66,10 +73,23 @@ class Guard:
         except Unauthorized as exc:
             await self._refuse(scope, receive, send, exc, request_id)
             return
-        if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
-        else:
-            await self._timed(scope, receive, send, request_id)
+        counted = scope["path"] not in _PROBES
+        if counted and self.connections >= self.max_connections:
+            busy = ServerBusy(
+                f"{self.connections} requests and WebSockets are open, the limit is {self.max_connections} "
+                "(STREAMUQ_MAX_CONNECTIONS); retry shortly",
+                retry_after=1,
+            )
+            await self._refuse(scope, receive, send, busy, request_id)
+            return
+        self.connections += counted
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._timed(scope, receive, send, request_id)
+        finally:
+            self.connections -= counted
 
     def _authenticate(self, scope: Scope, headers: Headers) -> str | None:
         """The caller's key id; None when keys are off or the path is open."""
@@ -83,7 +103,11 @@ class Guard:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, exc: StreamUQError, request_id: str
     ) -> None:
-        headers = {"WWW-Authenticate": "Bearer", REQUEST_ID_HEADER: request_id}
+        headers = {REQUEST_ID_HEADER: request_id}
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         if scope["type"] == "http":
             response = error_response(Request(scope), exc.status_code, exc.code, exc.message, headers)
             await response(scope, receive, send)

@@ -229,3 +229,15 @@ def test_limits_unexpected_error_is_500_naming_the_request_id(
         error["code"] == "internal_error" and "req-7" in error["message"] and "a bug" not in error["message"]
     )
     assert any("req-7" in record.getMessage() for record in caplog.records)
+
+
+def test_limits_connections_over_the_cap_are_503_but_probes_pass(settings: Settings) -> None:
+    with _client(settings.model_copy(update={"max_connections": 1})) as client:
+        with client.websocket_connect("/v1/streams/held/subscribe") as held:
+            held.receive_json()
+            busy = client.get("/v1/streams")
+            assert client.get("/readyz").status_code == 200  # a saturated server is still alive
+        assert client.get("/v1/streams").status_code == 200  # the socket closed: room again
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    error = busy.json()["error"]
+    assert error["code"] == "server_busy" and "STREAMUQ_MAX_CONNECTIONS" in error["message"]
