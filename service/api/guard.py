@@ -49,7 +49,7 @@ _PROBES = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready
 
 
 class Guard:
-    """Request id, API key and timeout for every HTTP request and WebSocket handshake."""
+    """Request id, API key, connection cap and timeout for every HTTP request and WebSocket."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
