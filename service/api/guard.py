@@ -19,6 +19,7 @@ CORS is off unless `STREAMUQ_CORS_ORIGINS` names origins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Load balancers must see a saturated server as alive: probes never count against the limit.
 _PROBES = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
@@ -85,11 +87,21 @@ class Guard:
         self.connections += counted
         try:
             if scope["type"] == "websocket":
-                await self.app(scope, receive, send)
+                await self._websocket(scope, receive, send, request_id)
             else:
                 await self._timed(scope, receive, send, request_id)
         finally:
             self.connections -= counted
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """Run a WebSocket route; a bug in it closes the socket 1011 naming the request id."""
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            log.exception("unhandled error, request %s, on WebSocket %s", request_id, scope["path"])
+            reason = f"internal error, request id {request_id}"
+            with contextlib.suppress(Exception):  # the socket may be closed or never accepted
+                await send({"type": "websocket.close", "code": INTERNAL_ERROR, "reason": reason})
 
     def _authenticate(self, scope: Scope, headers: Headers) -> str | None:
         """The caller's key id; None when keys are off or the path is open."""

@@ -241,3 +241,27 @@ def test_limits_connections_over_the_cap_are_503_but_probes_pass(settings: Setti
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
     error = busy.json()["error"]
     assert error["code"] == "server_busy" and "STREAMUQ_MAX_CONNECTIONS" in error["message"]
+
+
+def test_limits_websocket_bug_closes_1011_naming_the_request_id(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    class Broken(Engine):
+        def list_streams(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("a bug")
+
+    def factory(s: Settings, observer: Any) -> Engine:
+        real = Engine.from_settings(s, observer)
+        return Broken(real.backend, real.card, s, observer)
+
+    with (
+        caplog.at_level(logging.ERROR),
+        _client(settings, engine_factory=factory) as client,
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/v1/streams/s/subscribe", headers={"X-Request-ID": "ws-9"}) as ws,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 1011 and "ws-9" in closed.value.reason
+    assert any("ws-9" in record.getMessage() for record in caplog.records)
