@@ -32,7 +32,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.utils import ClientDisconnected
 
 from service import security
 from service.api.errors import error_response
@@ -97,6 +98,8 @@ class Guard:
         """Run a WebSocket route; a bug in it closes the socket 1011 naming the request id."""
         try:
             await self.app(scope, receive, send)
+        except (WebSocketDisconnect, ClientDisconnected):
+            raise  # the client left: the server knows what to do with that
         except Exception:
             log.exception("unhandled error, request %s, on WebSocket %s", request_id, scope["path"])
             reason = f"internal error, request id {request_id}"
