@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "latency" in sections:
             engine_p50 = sections["latency"].p50("torch", "vq-bnn")
         sections["load"] = load.run(d_config, out, log, engine_p50_ms=engine_p50)
-    summary = summarize(sections, quick=args.quick, seconds=time.perf_counter() - begin)
+    summary = summarize(sections, quick=args.quick, seconds=time.perf_counter() - begin, out=out)
     report.write(out / "summary.md", summary)
     print(summary)
     return 0
@@ -111,29 +111,31 @@ def _random_weights(name: str) -> Path:
     return folder
 
 
-def summarize(sections: dict[str, Any], quick: bool, seconds: float) -> str:
-    """Every target with its verdict, and the headline quality table."""
+def summarize(sections: dict[str, Any], quick: bool, seconds: float, out: Path | None = None) -> str:
+    """Every target with its verdict, and the headline quality table.
+
+    Parts not run this time are taken from their `<part>.raw.json` in `out`, when an earlier
+    run left one, and say so.
+    """
+    import importlib
+    import json
+
     rows: list[list[str]] = []
-    if "quality" in sections:
-        from benchmarks import quality
-
-        rows += [
-            ["quality", t["target"], t["ours"], report.verdict(t["met"])]
-            for t in quality.targets(sections["quality"])
-        ]
-    if "latency" in sections:
-        from benchmarks import latency
-
-        rows += [
-            ["latency", t["target"], t["ours"], report.verdict(t["met"])]
-            for t in latency.targets(sections["latency"])
-        ]
-    if "load" in sections:
-        from benchmarks import load
-
-        rows += [
-            ["load", t["target"], t["ours"], report.verdict(t["met"])] for t in load.targets(sections["load"])
-        ]
+    headline: str | None = None
+    for part in PARTS:
+        if part in sections:
+            module = importlib.import_module(f"benchmarks.{part}")
+            found, label = module.targets(sections[part]), part
+            if part == "quality":
+                headline = module.headline_table(sections[part])
+        elif out is not None and (out / f"{part}.raw.json").is_file():
+            raw = json.loads((out / f"{part}.raw.json").read_text())
+            found, label = raw.get("targets", []), f"{part} (run {raw.get('finished', 'earlier')})"
+            if part == "quality":
+                headline = raw.get("headline")
+        else:
+            continue
+        rows += [[label, t["target"], t["ours"], report.verdict(t["met"])] for t in found]
     parts = [
         "# Benchmark summary",
         "",
@@ -143,17 +145,8 @@ def summarize(sections: dict[str, Any], quick: bool, seconds: float) -> str:
         "",
         report.table(["part", "target", "ours", "verdict"], rows, "lllc"),
     ]
-    if "quality" in sections:
-        from benchmarks import quality
-
-        parts += [
-            "",
-            "## Headline",
-            "",
-            quality.headline_table(sections["quality"]),
-            "",
-            "![reliability](reliability.png)",
-        ]
+    if headline:
+        parts += ["", "## Headline", "", headline, "", "![reliability](reliability.png)"]
     return "\n".join(parts)
 
 

@@ -221,7 +221,8 @@ def run(
     result = asyncio.run(run_async(config, load, log))
     if out_dir is not None:
         report.write(out_dir / "latency.md", markdown(result))
-        report.write_raw(out_dir / "latency.raw.json", {"config": asdict(config), **asdict(result)})
+        raw = {"config": asdict(config), **asdict(result), "targets": targets(result)}
+        report.write_raw(out_dir / "latency.raw.json", raw)
     return result
 
 

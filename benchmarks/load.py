@@ -402,7 +402,8 @@ def run(
     )
     if out_dir is not None:
         report.write(out_dir / "load.md", markdown(result))
-        report.write_raw(out_dir / "load.raw.json", {"config": asdict(config), **asdict(result)})
+        raw = {"config": asdict(config), **asdict(result), "targets": targets(result)}
+        report.write_raw(out_dir / "load.raw.json", raw)
     return result
 
 

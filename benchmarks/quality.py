@@ -642,6 +642,7 @@ def raw(result: QualityResult) -> dict[str, Any]:
         ],
         "shift": result.shift,
         "targets": targets(result),
+        "headline": headline_table(result),
     }
 
 

@@ -76,7 +76,8 @@ def write(path: Path, text: str) -> Path:
 def write_raw(path: Path, data: Any) -> Path:
     """The raw numbers next to the tables (`*.raw.json` is not committed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    stamped = {"finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), **data}
+    path.write_text(json.dumps(stamped, indent=2, default=_jsonable) + "\n")
     return path
 
 

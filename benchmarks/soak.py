@@ -242,7 +242,9 @@ SERVER_ENV = {
 
 
 @contextlib.contextmanager
-def live_server(weights_dir: Path | None, log_path: Path) -> Iterator[tuple[str, int]]:
+def live_server(
+    weights_dir: Path | None, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """`streamuq serve` on a free port; yields (base URL, pid); SIGTERM at the end."""
     port = free_port()
     cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -251,7 +253,9 @@ def live_server(weights_dir: Path | None, log_path: Path) -> Iterator[tuple[str,
         cmd += ["--weights-dir", str(weights_dir)]
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **SERVER_ENV}, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, **SERVER_ENV, **(env or {})}, stdout=log, stderr=log
+        )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -492,6 +496,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--shipped", action="store_true", help="serve the shipped weights (models/weights)")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="STREAMUQ_X=V",
+        help="a server setting (repeatable), e.g. STREAMUQ_QUEUE_SIZE=4 to soak under overload",
+    )
     return parser.parse_args(argv)
 
 
@@ -509,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         weights = None if args.shipped else write_tiny_weights(Path(tmp) / "weights")
         log = Path(tmp) / "server.log"
-        with live_server(weights, log) as (url, pid):
+        env = dict(item.split("=", 1) for item in args.server_env)
+        with live_server(weights, log, env) as (url, pid):
             report = run_soak(url, pid, config)
         server_log = log.read_text()
     summary = report.summary(config)

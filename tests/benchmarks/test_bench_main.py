@@ -19,3 +19,7 @@ def test_main_runs_quality_and_latency_and_writes_the_summary(
     assert "VQ-BNN +SS" in summary and "vq-bnn / dnn" in summary
     for name in ("quality.md", "latency.md", "reliability.png", "nll_vs_fps.png", "example_frame.png"):
         assert (tmp_path / name).is_file(), name
+    # a later run of one part keeps the other parts' verdicts, marked with their run time
+    assert bench.main(["--quick", "--only", "latency", "--out", str(tmp_path)]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "quality (run " in summary and "VQ-BNN +SS" in summary
