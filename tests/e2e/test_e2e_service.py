@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from conftest import LiveServer
+from conftest import LiveServer, start_server, stop_server, write_tiny_weights
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
@@ -175,7 +175,6 @@ def test_e2e_metrics_parse(server: LiveServer) -> None:
 
 
 def test_e2e_shutdown_finishes_and_closes_sockets_cleanly(tmp_path) -> None:
-    from conftest import start_server, stop_server, write_tiny_weights
     from websockets.exceptions import ConnectionClosed
 
     weights = write_tiny_weights(tmp_path / "weights")

@@ -223,7 +223,12 @@ def test_faults_http_overload_is_429_with_retry_after_and_every_request_answered
     try:
         with httpx.Client(base_url=threaded.url, timeout=30) as client, ThreadPoolExecutor(12) as pool:
             futures = [pool.submit(_post, client, f"busy-{i % 6}", None, mode="dnn") for i in range(12)]
-            time.sleep(1.5)  # every request reaches the engine; the refusals come back at once
+
+            def held_frames() -> int:
+                return int(threaded.on_loop(lambda: sum(s.pending for s in engine.streams.streams())))
+
+            # Every request is either held by the model or already refused: no refusal waited for it.
+            assert _wait_for(lambda: sum(f.done() for f in futures) + held_frames() == 12)
             refused_early = sum(f.done() for f in futures)
             gate.set()
             answers = [f.result() for f in futures]
