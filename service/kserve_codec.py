@@ -71,7 +71,7 @@ def parse_request(body: bytes, header_length: int | None) -> InferRequest:
         header, binary = body[:header_length], body[header_length:]
     try:
         raw = json.loads(header)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, a 5000-digit number, deep nesting
         raise InvalidRequest(f"the inference request is not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("inputs"), list) or not raw["inputs"]:
         raise InvalidRequest("the inference request needs a non-empty `inputs` list")

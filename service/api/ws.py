@@ -139,7 +139,7 @@ class _PushSession:
     async def _control(self, text: str) -> None:
         try:
             control = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # bad JSON, a 5000-digit number, deep nesting
             raise InvalidRequest(f"text message is not JSON: {text[:80]!r}") from None
         kind = control.get("type") if isinstance(control, dict) else None
         if kind == "frame":

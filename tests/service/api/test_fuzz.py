@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 from api_helpers import png
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -232,6 +233,7 @@ def test_fuzz_app_websocket_survives_garbage(client: Any) -> None:
     messages: list[str | bytes] = [
         "not json",
         "[" * 5000 + "]" * 5000,  # deeper than the JSON parser recurses
+        '{"type": "frame", "timestamp": ' + "9" * 5000 + "}",  # past Python's int-string limit
         json.dumps({"type": "frame", "width": -1}),
         json.dumps({"type": "frame", "width": 2, "height": 2, "timestamp": "soon"}),
         json.dumps({"type": "mode", "mode": ["dnn"]}),
@@ -252,3 +254,12 @@ def test_fuzz_app_websocket_survives_garbage(client: Any) -> None:
             assert answer["type"] == "error" and answer["error"]["message"], answer
         socket.send_bytes(png())
         assert socket.receive_json()["type"] == "result"  # still serving after all that
+
+
+def test_fuzz_kserve_refuses_numbers_past_the_int_string_limit(client: Any) -> None:
+    digits = "7" * 5000  # json.loads raises a plain ValueError past 4300 digits
+    for body in ('{"inputs": [], "parameters": {"sequence_id": ' + digits + "}}", "[" + digits + "]"):
+        with pytest.raises(StreamUQError):
+            kserve_codec.parse_request(body.encode(), None)
+        response = client.post("/v2/models/unet-ss-mcd/infer", content=body.encode())
+        assert response.status_code == 400 and isinstance(response.json()["error"], str)
