@@ -20,12 +20,19 @@ _INFLATE_STEP = 1 << 20
 def check_image_size(width: int, height: int, *, max_side: int, max_pixels: int) -> None:
     """Refuse an image of `width`×`height` unless 1 ≤ each side ≤ `max_side` and w·h ≤ `max_pixels`."""
     if width < 1 or height < 1:
-        raise InvalidParameter(f"image size {width}×{height} must be at least 1×1")
+        raise InvalidParameter(f"image size {_px(width)}×{_px(height)} must be at least 1×1")
     if max(width, height) > max_side or width * height > max_pixels:
         raise ImageTooLarge(
-            f"image {width}×{height} is too large; at most {max_side} px a side and {max_pixels} px in all "
-            "(STREAMUQ_MAX_IMAGE_SIDE, STREAMUQ_MAX_IMAGE_PIXELS); downscale it before sending"
+            f"image {_px(width)}×{_px(height)} is too large; at most {max_side} px a side and "
+            f"{max_pixels} px in all (STREAMUQ_MAX_IMAGE_SIDE, STREAMUQ_MAX_IMAGE_PIXELS); "
+            "downscale it before sending"
         )
+
+
+def _px(size: int) -> str:
+    """A pixel count for a message; a client's thousand-digit number is shortened."""
+    text = str(size)
+    return text if len(text) <= 12 else f"{text[:6]}…({len(text)} digits)"
 
 
 def bomb_refusal(detail: str, max_pixels: int) -> ImageTooLarge:
