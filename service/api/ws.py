@@ -238,6 +238,7 @@ def _str_list(raw: object) -> list[str]:
 
 
 @router.websocket("/{stream_id}/ws")
+@router.websocket("/{stream_id}")  # the short form of DESIGN.md
 async def push_frames(
     websocket: WebSocket,
     stream_id: str,

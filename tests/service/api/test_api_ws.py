@@ -127,3 +127,10 @@ def test_subscribe_sees_kserve_sequences_and_npz_posts(client: TestClient) -> No
         first, second = sub.receive_json(), sub.receive_json()
     assert (first["frame_index"], second["frame_index"]) == (0, 1)
     assert set(first["maps"]) == {"mask", "confidence", "entropy", "aleatoric", "epistemic"}
+
+
+def test_ws_short_path_is_the_same_socket(client: TestClient) -> None:
+    with client.websocket_connect("/v1/streams/short") as ws:
+        ws.send_bytes(png())
+        assert ws.receive_json()["frame_index"] == 0
+    assert client.get("/v1/streams/short").json()["frames_seen"] == 1  # HTTP GET of the same path still works
