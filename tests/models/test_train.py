@@ -111,3 +111,17 @@ def test_evaluate_adds_mc_metrics_only_for_dropout_nets(tiny_val: FramePool) -> 
 
     assert "mc2_nll" in metrics("unet-mcd")
     assert "mc2_nll" not in metrics("unet") and "nll" in metrics("unet")
+
+
+CAMVID_SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "camvid" / "labelled"
+
+
+@pytest.mark.skipif(not CAMVID_SAMPLE.is_dir(), reason="the shared CamVid sample is not checked out")
+def test_train_main_accepts_a_camvid_folder(tmp_path: Path) -> None:
+    from models.train import main
+
+    argv = ["--model", "unet", "--data", str(CAMVID_SAMPLE), "--steps", "2", "--batch-size", "1"]
+    assert main([*argv, "--crop", "32x32", "--threads", "1", "--out", str(tmp_path)]) == 0
+    _, card = load_pretrained("unet", tmp_path)
+    assert card.config.num_classes == 11 and card.classes[0] == "Sky"
+    assert card.training["data"].startswith("camvid:")
