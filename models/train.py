@@ -7,7 +7,7 @@ each step draws random crops with horizontal flips. MC dropout is active while
 training (it is dropout), cross-entropy ignores label 255, AdamW with a linear
 warm-up and cosine decay over the run, measured in steps or in wall-clock minutes.
 
-Usage: `streamuq train --model all --steps 3000` (the shipped weights; see
+Usage: `streamuq train --model all --steps 1500 --bf16 --threads 1` (the shipped weights; see
 models/weights/README.md for the exact command).
 """
 
@@ -142,7 +142,7 @@ class TrainConfig:
     minutes: float | None = None
     batch_size: int = 8
     crop: tuple[int, int] = (96, 128)
-    lr: float = 3e-3
+    lr: float = 4e-3
     weight_decay: float = 1e-4
     seed: int = 0
     mc_samples: int = 4  # stochastic passes for the MC metrics of dropout nets (0: none)
@@ -252,7 +252,7 @@ def train(
     batch_size: int = 8,
     crop: tuple[int, int] = (96, 128),
     seed: int = 0,
-    lr: float = 3e-3,
+    lr: float = 4e-3,
     bf16: bool = False,
     mc_samples: int = 4,
     pools: tuple[FramePool, FramePool] | None = None,
@@ -332,11 +332,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="unet-ss-mcd", help=f"one of {sorted(MODEL_CONFIGS)} or 'all'")
     parser.add_argument("--data", default="synthetic", help="'synthetic' or a CamVid-format folder")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="optimiser steps (default 3000)")
+    budget.add_argument("--steps", type=int, help="optimiser steps (default 1500)")
     budget.add_argument("--minutes", type=float, help="wall-clock budget per model instead of steps")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=_crop, default=(96, 128), help="training crop HxW (default 96x128)")
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for .safetensors + .json")
     parser.add_argument("--train-streams", type=int, default=160, help="synthetic streams in the pool")
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(MODEL_CONFIGS) if args.model == "all" else [args.model]
     for name in names:
         create_model(name)  # refuses an unknown name before minutes of rendering
-    steps = args.steps if args.steps is not None or args.minutes is not None else 3000
+    steps = args.steps if args.steps is not None or args.minutes is not None else 1500
     print(f"preparing data from {args.data} ...", flush=True)
     pools = load_pools(
         args.data,
