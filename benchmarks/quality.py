@@ -58,6 +58,7 @@ class QualityConfig:
     width: int = 256
     samples: tuple[int, ...] = (1, 2, 5, 10, 30)
     tau: float = 1.25  # frames
+    tau_sweep: tuple[float, ...] = (0.5, 2.5, 5.0)  # further τ for the VQ methods: no extra passes
     chunk: int = 2  # frames per forward call
     max_batch: int = 32  # images per forward call (MC samples are batched)
     timing_frames: int = 6  # frames each method is timed on (after one warm-up frame)
@@ -211,6 +212,7 @@ class QualityResult:
     shift: list[dict[str, Any]]
     example: dict[str, Any]
     seconds: float
+    sweep: dict[tuple[str, bool, float], SegmentationAccumulator] = field(default_factory=dict)
 
     def row(self, name: str, smoothing: bool) -> Method:
         for m in self.methods:
@@ -238,12 +240,14 @@ def evaluate_family(
     streams: Callable[[], Iterator[Stream]],
     methods: dict[str, Method],
     example_at: tuple[int, int] | None = None,
+    sweep: dict[tuple[str, bool, float], SegmentationAccumulator] | None = None,
 ) -> dict[str, Any]:
     """Feed every frame of every stream to every method's accumulator; returns the example frame's maps."""
     example: dict[str, Any] = {}
     samples = config.bnn_max
     for s_index, stream in enumerate(streams()):
         vq = {"VQ-DNN": TemporalState(config.tau), "VQ-BNN": TemporalState(config.tau)}
+        vq_sweep = {(name, tau): TemporalState(tau) for name in vq for tau in config.tau_sweep}
         for start in range(0, stream.frames.shape[0], config.chunk):
             x = to_batch(stream.frames[start : start + config.chunk])
             with torch.inference_mode():
@@ -260,6 +264,12 @@ def evaluate_family(
                 for n in config.samples:
                     outputs[f"BNN-{n}"] = bnn_maps(p_mc[i, :n])
                 outputs["VQ-BNN"] = vq["VQ-BNN"].update(p_mc[i, :1], float(t))
+                for (name, tau), state in vq_sweep.items():
+                    probs, maps = state.update(det if name == "VQ-DNN" else p_mc[i, :1], float(t))
+                    if sweep is not None:
+                        key = (name, family.smoothing, tau)
+                        sweep.setdefault(key, SegmentationAccumulator(probs.shape[1]))
+                        sweep[key].update(probs[0], labels, entropy=maps.entropy[0], ood=ood)
                 for name, (probs, maps) in outputs.items():
                     method = methods[name]
                     method.accumulator.update(
@@ -371,6 +381,7 @@ def run(
     torch.manual_seed(config.seed)
     begin = time.perf_counter()
     methods: list[Method] = []
+    sweep: dict[tuple[str, bool, float], SegmentationAccumulator] = {}
     example: dict[str, Any] = {}
     num_classes = 0
 
@@ -392,7 +403,7 @@ def run(
         by_name = {m.name: m for m in family_methods}
         example_at = (config.streams, config.frames // 2) if config.ood_streams else (0, config.frames // 2)
         log(f"quality: {len(family_methods)} methods on {'smoothed' if family.smoothing else 'plain'} nets")
-        ex = evaluate_family(config, family, dnn, bnn, streams, by_name, example_at)
+        ex = evaluate_family(config, family, dnn, bnn, streams, by_name, example_at, sweep)
         if family.smoothing or not example:
             example = ex
         first = next(test_streams(1, config.timing_frames + 1, config.height, config.width))
@@ -401,7 +412,7 @@ def run(
         log(f"quality: done in {time.perf_counter() - begin:.0f} s")
     shift = evaluate_shift(config, load, num_classes)
     log(f"quality: shift done in {time.perf_counter() - begin:.0f} s")
-    result = QualityResult(config, methods, shift, example, time.perf_counter() - begin)
+    result = QualityResult(config, methods, shift, example, time.perf_counter() - begin, sweep)
     if out_dir is not None:
         write(result, out_dir)
     return result
@@ -531,6 +542,28 @@ def ood_table(result: QualityResult) -> str:
     return report.table(headers, rows)
 
 
+def sweep_table(result: QualityResult) -> str:
+    """The VQ methods at several τ (same frames, same passes): how much temporal mixing helps."""
+    rows = []
+    for smoothing in sorted({m.smoothing for m in result.methods}):
+        for name in ("VQ-DNN", "VQ-BNN"):
+            base = result.row(name, smoothing)
+            accs = {result.config.tau: base.accumulator}
+            accs.update(
+                {tau: acc for (n, s, tau), acc in result.sweep.items() if n == name and s == smoothing}
+            )
+            single = result.row("DNN" if name == "VQ-DNN" else "BNN-1", smoothing).accumulator.result()
+            row = [base.label, report.fmt(single["nll"], 4), report.fmt(single["ece10"], 3, True)]
+            for tau in sorted(accs):
+                r = accs[tau].result()
+                row += [report.fmt(r["nll"], 4), report.fmt(r["ece10"], 3, True)]
+            rows.append(row)
+    taus = sorted({result.config.tau, *result.config.tau_sweep})
+    headers = ["method", "no temporal NLL", "no temporal ECE"]
+    headers += [f"τ={tau:g} {m}" for tau in taus for m in ("NLL", "ECE")]
+    return report.table(headers, rows)
+
+
 def shift_table(result: QualityResult) -> str:
     if not result.shift:
         return "(not run)"
@@ -598,6 +631,13 @@ def markdown(result: QualityResult) -> str:
         "DNN and BNN-1 have no epistemic term (—).",
         "",
         ood_table(result),
+        "",
+        "## Temporal decay τ (frames)",
+        "",
+        'The same frames and forward passes, the VQ update run at several τ; "no temporal" is the '
+        "single pass it starts from (DNN for VQ-DNN, BNN-1 for VQ-BNN). a = exp(-1/τ) per frame.",
+        "",
+        sweep_table(result) if result.sweep else "(not run)",
         "",
         "## Under shift",
         "",

@@ -40,7 +40,7 @@ def test_quality_tiny_run_writes_tables_and_plots(tiny_result: tuple[quality.Qua
     text = (out / "quality.md").read_text()
     for _, header, _ in quality.COLUMNS + quality.OOD_COLUMNS:
         assert header in text
-    assert "VQ-BNN +SS" in text and "fog" in text
+    assert "VQ-BNN +SS" in text and "fog" in text and "τ=0.5 NLL" in text
     for png in ("reliability.png", "nll_vs_fps.png", "example_frame.png"):
         assert (out / png).stat().st_size > 1000
 
