@@ -55,8 +55,8 @@ def make_unknown(rng: np.random.Generator) -> UnknownObject:
     )
 
 
-def unknown_sprite(obj: UnknownObject, geo: Geometry, metres: float, t: int) -> Sprite:
-    """The object at frame `t` as a sprite labelled IGNORE_INDEX."""
+def unknown_sprite(obj: UnknownObject, geo: Geometry, metres: float, t: float) -> Sprite:
+    """The object at world time `t` as a sprite labelled IGNORE_INDEX."""
     e = obj.depth_frac * (geo.height - geo.horizon)
     # Bounce between the kerbs: a triangle wave over [-0.7, 0.7] road half-widths.
     s = (obj.lateral + 0.7 + obj.speed * t) % 2.8

@@ -208,3 +208,20 @@ def test_shorter_stream_is_a_prefix_of_a_longer_one() -> None:
         long = generate_stream(dataclasses.replace(spec, num_frames=7))
         np.testing.assert_array_equal(short.frames, long.frames[:3])
         np.testing.assert_array_equal(short.labels, long.labels[:3])
+
+
+def test_generate_stream_frame_time_slows_the_world_per_frame() -> None:
+    # A third of the world time between frames: fewer labels change from one frame to the next.
+    seed = split_seeds("test", 1)[0]
+    default = generate_stream(StreamSpec(seed=seed, num_frames=12))
+    fast_camera = generate_stream(StreamSpec(seed=seed, num_frames=12, frame_time=1 / 3))
+    default_change = float((default.labels[1:] != default.labels[:-1]).mean())
+    fine_change = float((fast_camera.labels[1:] != fast_camera.labels[:-1]).mean())
+    assert fine_change < 0.6 * default_change
+    # Same world: the first frame's labels agree almost everywhere (only the shake differs).
+    assert float((default.labels[0] == fast_camera.labels[0]).mean()) > 0.9
+
+
+def test_stream_spec_refuses_nonpositive_frame_time() -> None:
+    with pytest.raises(ValueError, match="frame_time"):
+        StreamSpec(seed=0, frame_time=0.0)
