@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
-from deploy_helpers import write_tiny_model
 from PIL import Image
+from support.tiny_model import write_tiny_weights
 from websockets.sync.client import connect
 
 from service import kserve_codec
@@ -113,7 +113,7 @@ def metrics_port() -> int:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> Iterator[httpx.Client]:
-    weights = write_tiny_model(tmp_path_factory.mktemp("weights"))
+    weights = write_tiny_weights(tmp_path_factory.mktemp("weights"), input_size=(24, 32), num_classes=4)
     settings = Settings(weights_dir=weights, device="cpu", bnn_samples=2, threads=1)
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import write_tiny_model
+from support.tiny_model import write_tiny_weights
 
 from service import cluster, server
 from service.config import Settings
@@ -14,7 +14,7 @@ from service.config import Settings
 
 @pytest.fixture
 def weights(tmp_path: Path) -> str:
-    return str(write_tiny_model(tmp_path))
+    return str(write_tiny_weights(tmp_path, input_size=(24, 32), num_classes=4))
 
 
 def test_serve_ray_cli_passes_options_to_the_cluster(monkeypatch: pytest.MonkeyPatch, weights: str) -> None:

@@ -14,10 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ import av
 import httpx
 import pytest
 from PIL import Image, ImageSequence
+from support.live_server import start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "demo-key-0123456789"
@@ -140,38 +137,12 @@ def _assert_no_error(page: Any) -> None:
 
 @contextlib.contextmanager
 def _serve(tmp: Path, **env: str) -> Iterator[str]:
-    """`streamuq serve` with the shipped model in a subprocess on a free port; `env`: STREAMUQ_* extras."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log_path = tmp / "serve.log"
-    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
-        )
-    url = f"http://127.0.0.1:{port}"
+    """`streamuq serve` with the shipped model on a free port; `env`: STREAMUQ_* extras."""
+    server = start_server(["--log-level", "warning"], tmp / "serve.log", env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamuq serve exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamuq serve not ready after 120 s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,18 @@ import base64
 import contextlib
 import io
 import math
-import os
 import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
-import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
+from support.live_server import start_server, stop_server
 
 from service import client
 
@@ -172,38 +170,12 @@ def test_client_main_reports_an_unreachable_server(capsys: pytest.CaptureFixture
 
 @contextlib.contextmanager
 def _serve(tmp: Path, **env: str) -> Iterator[str]:
-    """`streamuq serve` with the shipped model in a subprocess on a free port; `env`: STREAMUQ_* extras."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log_path = tmp / "serve.log"
-    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
-        )
-    url = f"http://127.0.0.1:{port}"
+    """`streamuq serve` with the shipped model on a free port; `env`: STREAMUQ_* extras."""
+    server = start_server(["--log-level", "warning"], tmp / "serve.log", env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamuq serve exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamuq serve not ready after 120 s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")

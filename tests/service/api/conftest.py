@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import write_tiny_weights
 from starlette.exceptions import StarletteDeprecationWarning
+from support.tiny_model import write_tiny_weights
 
 from service.app import create_app
 from service.config import Settings
@@ -22,7 +22,7 @@ with warnings.catch_warnings():
 @pytest.fixture(scope="session")
 def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder holding a tiny random `unet-ss-mcd` (8 classes, runs at 32×48)."""
-    return write_tiny_weights(tmp_path_factory.mktemp("weights"))
+    return write_tiny_weights(tmp_path_factory.mktemp("weights"), input_size=(32, 48))
 
 
 @pytest.fixture
