@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from support.tiny_model import write_tiny_weights
+from tiny_model import write_tiny_weights
 from websockets.sync.client import connect
 
 from service import kserve_codec

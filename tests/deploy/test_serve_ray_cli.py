@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.tiny_model import write_tiny_weights
+from tiny_model import write_tiny_weights
 
 from service import cluster, server
 from service.config import Settings

@@ -6,7 +6,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from support.live_server import LiveServer, start_server, stop_server, write_tiny_weights
+from live_server import LiveServer, start_server, stop_server, write_tiny_weights
 
 
 @pytest.fixture(scope="module")

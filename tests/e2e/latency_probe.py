@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 from websockets.sync.client import connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the `support` helpers
-from support.live_server import REPO, start_server, stop_server, write_tiny_weights
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # the shared test helpers
+from live_server import REPO, start_server, stop_server, write_tiny_weights
 
 from service.config import Settings
 from service.engine import Engine

@@ -12,7 +12,6 @@ skipped without it locally, failed without it in CI (`CI` set).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any
 import av
 import httpx
 import pytest
+from live_server import serving
 from PIL import Image, ImageSequence
-from support.live_server import start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "demo-key-0123456789"
@@ -135,27 +134,21 @@ def _assert_no_error(page: Any) -> None:
     assert status.get_attribute("class") == "status", status.inner_text()
 
 
-@contextlib.contextmanager
-def _serve(tmp: Path, **env: str) -> Iterator[str]:
-    """`streamuq serve` with the shipped model on a free port; `env`: STREAMUQ_* extras."""
-    server = start_server(["--log-level", "warning"], tmp / "serve.log", env)
-    try:
-        yield server.url
-    finally:
-        stop_server(server)
+SHIPPED_MODEL_ARGS = ["--log-level", "warning"]  # no --weights-dir: the shipped model
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _serve(tmp_path_factory.mktemp("server")) as url:
-        yield url
+    with serving(SHIPPED_MODEL_ARGS, tmp_path_factory.mktemp("server") / "serve.log") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The same with API keys on: `API_KEY` is the only one."""
-    with _serve(tmp_path_factory.mktemp("keyed"), STREAMUQ_API_KEYS=API_KEY) as url:
-        yield url
+    log = tmp_path_factory.mktemp("keyed") / "serve.log"
+    with serving(SHIPPED_MODEL_ARGS, log, {"STREAMUQ_API_KEYS": API_KEY}) as server:
+        yield server.url
 
 
 @pytest.fixture()

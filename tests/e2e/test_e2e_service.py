@@ -10,9 +10,9 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from live_server import LiveServer, start_server, stop_server, write_tiny_weights
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
-from support.live_server import LiveServer, start_server, stop_server, write_tiny_weights
 from websockets.sync.client import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from live_server import REPO, LiveServer, start_server, stop_server
 from PIL import Image
-from support.live_server import REPO, LiveServer, start_server, stop_server
 from websockets.sync.client import connect
 
 pytestmark = [

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from live_server import LiveServer, start_server, stop_server, write_tiny_weights
 from PIL import Image
-from support.live_server import LiveServer, start_server, stop_server, write_tiny_weights
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.live_server import start_server, stop_server, write_tiny_weights
+from live_server import start_server, stop_server, write_tiny_weights
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 KEY = "schemathesis-key-0123456789"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.live_server import start_server, stop_server, write_tiny_weights
+from live_server import start_server, stop_server, write_tiny_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package

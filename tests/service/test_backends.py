@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import informative_tiny_model
 
-from models import SegNet, create_model
 from service.backends import (
     InPlaceMCDropout,
     OnnxBackend,
@@ -16,19 +16,7 @@ SIZE = (32, 48)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _model(name: str = "unet-ss-mcd") -> SegNet:
-    """A tiny random net made informative: BatchNorm statistics fitted to random frames, sharper head."""
-    torch.manual_seed(0)
-    model = create_model(name, widths=(4, 8, 8, 8, 8))
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.momentum = None  # a plain average over the calibration batches
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(8, 3, 32, 48))
-        model.head.weight.mul_(5.0)
-    return model.eval()
+_model = informative_tiny_model
 
 
 # Exporting with torch's dynamo exporter takes tens of seconds on a shared CPU.

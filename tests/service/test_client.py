@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import math
 import re
@@ -16,8 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from live_server import serving
 from PIL import Image, ImageSequence
-from support.live_server import start_server, stop_server
 
 from service import client
 
@@ -168,27 +167,21 @@ def test_client_main_reports_an_unreachable_server(capsys: pytest.CaptureFixture
 # ---------------------------------------------------------------- end to end
 
 
-@contextlib.contextmanager
-def _serve(tmp: Path, **env: str) -> Iterator[str]:
-    """`streamuq serve` with the shipped model on a free port; `env`: STREAMUQ_* extras."""
-    server = start_server(["--log-level", "warning"], tmp / "serve.log", env)
-    try:
-        yield server.url
-    finally:
-        stop_server(server)
+SHIPPED_MODEL_ARGS = ["--log-level", "warning"]  # no --weights-dir: the shipped model
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _serve(tmp_path_factory.mktemp("server")) as url:
-        yield url
+    with serving(SHIPPED_MODEL_ARGS, tmp_path_factory.mktemp("server") / "serve.log") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The same with API keys on: `API_KEY` is the only one."""
-    with _serve(tmp_path_factory.mktemp("keyed"), STREAMUQ_API_KEYS=API_KEY) as url:
-        yield url
+    log = tmp_path_factory.mktemp("keyed") / "serve.log"
+    with serving(SHIPPED_MODEL_ARGS, log, {"STREAMUQ_API_KEYS": API_KEY}) as server:
+        yield server.url
 
 
 @pytest.mark.e2e

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny_model import informative_tiny_model
 
-from models import ModelCard, create_model
+from models import ModelCard
 from service import uncertainty
 from service.backends import TorchBackend
 from service.config import Settings
@@ -32,19 +33,7 @@ from service.types import Mode
 SIZE = (32, 48)
 
 
-def _model(name: str = "unet-ss-mcd") -> Any:
-    """A tiny random net made informative: BatchNorm statistics fitted to random frames, sharper head."""
-    torch.manual_seed(0)
-    model = create_model(name, widths=(4, 8, 8, 8, 8))
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.momentum = None  # a plain average over the calibration batches
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(8, 3, 32, 48))
-        model.head.weight.mul_(5.0)
-    return model.eval()
+_model = informative_tiny_model
 
 
 def _card(model: Any) -> ModelCard:

@@ -1,22 +1,25 @@
-"""A real `streamuq serve` in a subprocess on a free port, and a tiny real model for it to serve."""
+"""A real `streamuq serve` in a subprocess on a free port, and a tiny real model for it to serve.
+
+Imported as `live_server` (pyproject puts tests/support on pytest's pythonpath)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-from support.tiny_model import write_tiny_weights
+from tiny_model import write_tiny_weights
 
 REPO = Path(__file__).resolve().parents[2]
-__all__ = ["REPO", "LiveServer", "free_port", "start_server", "stop_server", "write_tiny_weights"]
+__all__ = ["REPO", "LiveServer", "free_port", "serving", "start_server", "stop_server", "write_tiny_weights"]
 
 
 def free_port() -> int:
@@ -81,3 +84,13 @@ def stop_server(server: LiveServer) -> int:
         server.process.kill()
         server.process.wait()
         raise
+
+
+@contextlib.contextmanager
+def serving(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """`start_server` for the length of a `with` block, stopped (SIGTERM) after it."""
+    server = start_server(args, log, env)
+    try:
+        yield server
+    finally:
+        stop_server(server)

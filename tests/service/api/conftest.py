@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
-from support.tiny_model import write_tiny_weights
+from tiny_model import write_tiny_weights
 
 from service.app import create_app
 from service.config import Settings
