@@ -8,6 +8,9 @@ streams, frames and corruptions (under ~10 minutes on 2 CPU cores).
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
+from service import threads
 
 PARTS = ("quality", "latency", "load")
 
@@ -33,12 +37,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="use randomly initialised nets instead of the shipped weights (development only: "
         "the numbers then mean nothing)",
     )
+    parser.add_argument(
+        "--engine-p50-ms",
+        type=float,
+        help="the load part's in-process reference: this run's latency-part vq-bnn p50 (set by a full run)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     parts = args.only or list(PARTS)
+    if len(parts) > 1:
+        return run_apart(args, parts)
     out: Path = args.out
     begin = time.perf_counter()
 
@@ -62,14 +73,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         d_config = load.LoadConfig.quick() if args.quick else load.LoadConfig()
         if args.random_init:
             d_config = replace(d_config, weights_dir=_random_weights(d_config.model))
-        engine_p50 = None
-        if "latency" in sections:
-            engine_p50 = sections["latency"].p50("torch", "vq-bnn")
-        sections["load"] = load.run(d_config, out, log, engine_p50_ms=engine_p50)
+        sections["load"] = load.run(d_config, out, log, engine_p50_ms=args.engine_p50_ms)
     summary = summarize(sections, quick=args.quick, seconds=time.perf_counter() - begin, out=out)
     report.write(out / "summary.md", summary)
     print(summary)
     return 0
+
+
+def run_apart(args: argparse.Namespace, parts: Sequence[str]) -> int:
+    """Each part in a fresh `python -m benchmarks --only PART` process, then one summary.
+
+    A fresh process per part, because torch's thread teams outlive the part that made
+    them: after the quality part computed on the main thread, the latency part's engines
+    would run throttled (see service/threads.py) and time a slower engine than the server's.
+    """
+    begin = time.perf_counter()
+    flags = [*(["--quick"] if args.quick else []), *(["--random-init"] if args.random_init else [])]
+    for part in parts:
+        extra: list[str] = []
+        if part == "load" and "latency" in parts:  # the load ratios divide by this run's engine p50
+            raw = json.loads((args.out / "latency.raw.json").read_text())
+            extra = ["--engine-p50-ms", f"{_vq_bnn_p50_ms(raw):.3f}"]
+        command = [sys.executable, "-m", "benchmarks", "--only", part, "--out", str(args.out), *flags, *extra]
+        code = run_part(command)
+        if code != 0:
+            print(f"benchmark part {part!r} failed with exit code {code}", file=sys.stderr)
+            return code
+    summary = summarize({}, quick=args.quick, seconds=time.perf_counter() - begin, out=args.out, fresh=parts)
+    report.write(args.out / "summary.md", summary)
+    print(summary)
+    return 0
+
+
+def run_part(command: list[str]) -> int:
+    return subprocess.run(command, check=False).returncode
+
+
+def _vq_bnn_p50_ms(latency_raw: dict[str, Any]) -> float:
+    return 1000 * statistics.median(latency_raw["modes"]["torch"]["vq-bnn"]["wall"])
 
 
 def _model_loader(random_init: bool) -> Any:
@@ -111,14 +152,19 @@ def _random_weights(name: str) -> Path:
     return folder
 
 
-def summarize(sections: dict[str, Any], quick: bool, seconds: float, out: Path | None = None) -> str:
+def summarize(
+    sections: dict[str, Any],
+    quick: bool,
+    seconds: float,
+    out: Path | None = None,
+    fresh: Sequence[str] = (),
+) -> str:
     """Every target with its verdict, and the headline quality table.
 
-    Parts not run this time are taken from their `<part>.raw.json` in `out`, when an earlier
-    run left one, and say so.
+    Parts not in `sections` are taken from their `<part>.raw.json` in `out`, when a run
+    left one; unless named in `fresh` (run just now, in their own process) they say so.
     """
     import importlib
-    import json
 
     rows: list[list[str]] = []
     headline: str | None = None
@@ -130,7 +176,8 @@ def summarize(sections: dict[str, Any], quick: bool, seconds: float, out: Path |
                 headline = module.headline_table(sections[part])
         elif out is not None and (out / f"{part}.raw.json").is_file():
             raw = json.loads((out / f"{part}.raw.json").read_text())
-            found, label = raw.get("targets", []), f"{part} (run {raw.get('finished', 'earlier')})"
+            found = raw.get("targets", [])
+            label = part if part in fresh else f"{part} (run {raw.get('finished', 'earlier')})"
             if part == "quality":
                 headline = raw.get("headline")
         else:
@@ -139,7 +186,8 @@ def summarize(sections: dict[str, Any], quick: bool, seconds: float, out: Path |
     parts = [
         "# Benchmark summary",
         "",
-        f"`python -m benchmarks{' --quick' if quick else ''}` on {report.machine_line()}; "
+        f"`python -m benchmarks{' --quick' if quick else ''}` on "
+        f"{report.machine_line(threads.LIBRARY_DEFAULT)}; "
         f"{seconds:.0f} s in all. "
         "Details: [quality](quality.md), [latency](latency.md), [load](load.md).",
         "",

@@ -16,6 +16,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import torch
 
 from benchmarks import report
 from models import ModelCard, SegNet, count_flops, load_pretrained
+from service import threads
 from service.backends import Backend, OnnxBackend, TorchBackend
 from service.config import Settings
 from service.engine import Engine
@@ -177,6 +179,7 @@ def frames_for(card: ModelCard, count: int = 16) -> np.ndarray:
 
 async def run_async(config: LatencyConfig, load: ModelLoader, log: Callable[[str], None]) -> LatencyResult:
     begin = time.perf_counter()
+    threads.confine_caller()  # as the server does: only the engines' inference threads compute
     model, card = load(config.model)
     frames = frames_for(card)
     modes: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -208,7 +211,8 @@ async def run_async(config: LatencyConfig, load: ModelLoader, log: Callable[[str
             log(f"latency: {streams} streams, batch {batch}: {stats['fps']:.1f} frames/s")
     height, width = card.input_size
     flops = count_flops(model, height, width)
-    peak = matmul_flops()
+    with ThreadPoolExecutor(1, initializer=threads.use_threads, initargs=(0,)) as pool:
+        peak = pool.submit(matmul_flops).result()  # with all of torch's threads, like the engines
     return LatencyResult(config, modes, rows, flops, peak, card.input_size, time.perf_counter() - begin)
 
 
@@ -328,7 +332,7 @@ def markdown(result: LatencyResult) -> str:
         "",
         f"Model `{c.model}`, input {result.input_size[0]}×{result.input_size[1]}, synthetic test frames at "
         "that size, in-process `Engine` (max_wait_ms 0 for the per-mode rows). "
-        f"Machine: {report.machine_line()}. Run time {result.seconds:.0f} s. "
+        f"Machine: {report.machine_line(threads.LIBRARY_DEFAULT)}. Run time {result.seconds:.0f} s. "
         f"The CPU is shared, so p99 over {c.frames} frames is noisy.",
         "",
         "## Targets",

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import report
+from service import threads
 
 CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid" / "clips"
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,6 +340,7 @@ async def engine_reference(config: LoadConfig, frames: list[np.ndarray]) -> list
     from service.engine import Engine
 
     extra: dict[str, Any] = {} if config.weights_dir is None else {"weights_dir": config.weights_dir}
+    threads.confine_caller()  # as the server loads its engine (service/app.py)
     engine = Engine.from_settings(Settings(model=config.model, device="cpu", **extra))
     await engine.start()
     out: list[float] = []
@@ -477,7 +479,8 @@ def markdown(result: LoadResult) -> str:
         f"{c.duration_s:g} s: the GIF clips of `shared/data/camvid/clips` (240×180) or held-out synthetic "
         f"streams (256×192), JPEG quality {c.jpeg_quality}; answers carry the mask and every map as PNG "
         "(the default). Client and server share "
-        f"the machine's 2 cores. Machine: {report.machine_line()}. Run time {result.seconds:.0f} s.",
+        f"the machine's 2 cores. Machine: {report.machine_line(threads.LIBRARY_DEFAULT)}. "
+        f"Run time {result.seconds:.0f} s.",
         "",
         f"In-process engine reference (same model, same frames, `Engine.from_settings`, vq-bnn, paced at "
         f"{c.fps:g} frames/s): p50 {result.engine_p50_ms:.1f} ms, "

@@ -28,7 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks import plots, report
+from benchmarks import plots, regimes, report
+from benchmarks.estimators import (
+    Stream,
+    TemporalState,
+    bnn_maps,
+    deterministic_probs,
+    mc_probs,
+    test_streams,
+    to_batch,
+)
 from benchmarks.uq_metrics import SegmentationAccumulator
 from models import SegNet
 from service import uncertainty as U
@@ -68,6 +77,7 @@ class QualityConfig:
     shift_frames: int = 20
     families: tuple[Family, ...] = FAMILIES
     seed: int = 0  # torch seed for the dropout masks
+    regimes: regimes.RegimeConfig | None = field(default_factory=regimes.RegimeConfig)
 
     @classmethod
     def quick(cls) -> QualityConfig:
@@ -79,6 +89,7 @@ class QualityConfig:
             shift_corruptions=("gaussian_noise", "fog"),
             shift_streams=1,
             shift_frames=4,
+            regimes=regimes.RegimeConfig.quick(),
         )
 
     @property
@@ -106,102 +117,6 @@ class Method:
         return self.temporal or (self.name.startswith("BNN") and self.passes > 1)
 
 
-# --------------------------------------------------------------------------- the data
-
-
-@dataclass(frozen=True)
-class Stream:
-    frames: np.ndarray  # T×H×W×3 uint8
-    labels: np.ndarray  # T×H×W uint8, 255 = ignore
-    ood: np.ndarray  # T×H×W bool
-    unknown_object: bool
-
-
-def test_streams(
-    count: int,
-    frames: int,
-    height: int,
-    width: int,
-    unknown_object: bool = False,
-    offset: int = 0,
-    **spec: Any,
-) -> Iterator[Stream]:
-    """Held-out streams (seeds never used in training), generated one at a time to bound memory."""
-    from models.data.synthetic import StreamSpec, generate_stream, split_seeds
-
-    seeds = split_seeds("test", offset + count)[offset:]
-    for seed in seeds:
-        s = generate_stream(
-            StreamSpec(
-                seed=seed,
-                num_frames=frames,
-                height=height,
-                width=width,
-                unknown_object=unknown_object,
-                **spec,
-            )
-        )
-        yield Stream(np.asarray(s.frames), np.asarray(s.labels), np.asarray(s.ood), unknown_object)
-
-
-def to_batch(frames: np.ndarray) -> torch.Tensor:
-    """K×H×W×3 uint8 → K×3×H×W float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-# --------------------------------------------------------------------------- the estimators
-
-
-def deterministic_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """K×3×H×W → K×C×H×W softmax of one deterministic pass."""
-    _set_stochastic(model, False)
-    return U.softmax(model(x))
-
-
-def mc_probs(model: nn.Module, x: torch.Tensor, samples: int, max_batch: int) -> torch.Tensor:
-    """K×3×H×W → K×S×C×H×W softmax of S MC-dropout passes, S·K images in batches of `max_batch`."""
-    _set_stochastic(model, True)
-    rep = x.repeat_interleave(samples, dim=0)
-    out = torch.cat([U.softmax(model(part)) for part in torch.split(rep, max_batch)])
-    return out.view(x.shape[0], samples, *out.shape[1:])
-
-
-def bnn_maps(probs: torch.Tensor) -> tuple[torch.Tensor, U.MapBatch]:
-    """S×C×H×W samples of one frame → (1×C×H×W mean, its maps): aleatoric = mean entropy."""
-    mean = probs.mean(dim=0, keepdim=True)
-    return mean, U.output_maps(mean, U.entropy(probs).mean(dim=0, keepdim=True))
-
-
-@dataclass
-class TemporalState:
-    """One stream's VQ state, updated by the serving code's pure functions."""
-
-    tau: float
-    P: torch.Tensor | None = None
-    A: torch.Tensor | None = None
-    weight: torch.Tensor | None = None
-    t_last: torch.Tensor | None = None
-
-    def update(self, probs: torch.Tensor, t: float) -> tuple[torch.Tensor, U.MapBatch]:
-        """`probs` 1×C×H×W of frame time `t` (frames) → (1×C×H×W ensemble, its maps)."""
-        ent = U.entropy(probs)
-        now = torch.tensor([t], dtype=torch.float64)
-        if self.P is None or self.A is None or self.weight is None or self.t_last is None:
-            P, A, weight = torch.zeros_like(probs), torch.zeros_like(ent), torch.zeros(1)
-        else:
-            P, A = self.P, self.A
-            weight = self.weight * U.decay(now, self.t_last, torch.tensor([self.tau], dtype=torch.float64))
-        self.P, self.A, self.weight = U.ema_update(P, A, weight, probs, ent)
-        self.t_last = now
-        return self.P, U.output_maps(self.P, self.A)
-
-
-def _set_stochastic(model: nn.Module, on: bool) -> None:
-    setter = getattr(model, "set_stochastic", None)
-    if setter is not None:
-        setter(on)
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -213,6 +128,7 @@ class QualityResult:
     example: dict[str, Any]
     seconds: float
     sweep: dict[tuple[str, bool, float], SegmentationAccumulator] = field(default_factory=dict)
+    regimes: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self, name: str, smoothing: bool) -> Method:
         for m in self.methods:
@@ -419,7 +335,9 @@ def run(
         log(f"quality: done in {time.perf_counter() - begin:.0f} s")
     shift = evaluate_shift(config, load, num_classes)
     log(f"quality: shift done in {time.perf_counter() - begin:.0f} s")
-    result = QualityResult(config, methods, shift, example, time.perf_counter() - begin, sweep)
+    regime_rows = regimes.run(config.regimes, load) if config.regimes is not None else []
+    log(f"quality: regimes done in {time.perf_counter() - begin:.0f} s")
+    result = QualityResult(config, methods, shift, example, time.perf_counter() - begin, sweep, regime_rows)
     if out_dir is not None:
         write(result, out_dir)
     return result
@@ -652,6 +570,9 @@ def markdown(result: QualityResult) -> str:
         "",
         shift_table(result),
         "",
+        "## When does the temporal ensemble pay?",
+        "",
+        *_regimes_section(result),
         "## Plots",
         "",
         "![reliability](reliability.png)",
@@ -661,6 +582,21 @@ def markdown(result: QualityResult) -> str:
         "![one frame](example_frame.png)",
     ]
     return "\n".join(parts)
+
+
+def _regimes_section(result: QualityResult) -> list[str]:
+    r = result.config.regimes
+    if r is None or not result.regimes:
+        return ["(not run)", ""]
+    return [
+        f"`{r.dnn}` and `{r.bnn}`, {r.streams} clean test streams × {r.frames} frames, τ = {r.tau} frames. "
+        "T < 1 sharpens every pass, softmax(log p / T): the same nets made overconfident, as the "
+        "papers' single passes were (their DNN's ECE was 4.3 %). Frame time 1/3 renders the same "
+        "worlds at 3× the frame rate: a third of the motion a frame. See `benchmarks/regimes.py`.",
+        "",
+        regimes.table(result.regimes, r.samples),
+        "",
+    ]
 
 
 def write(result: QualityResult, out_dir: Path) -> None:
@@ -688,6 +624,7 @@ def raw(result: QualityResult) -> dict[str, Any]:
             for m in result.methods
         ],
         "shift": result.shift,
+        "regimes": result.regimes,
         "targets": targets(result),
         "headline": headline_table(result),
     }

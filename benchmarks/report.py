@@ -51,8 +51,12 @@ def verdict(met: bool | None) -> str:
     return "**met**" if met else "**not met**"
 
 
-def machine_line() -> str:
-    """Which machine the numbers are from: they mean nothing without it."""
+def machine_line(threads: int | None = None) -> str:
+    """Which machine the numbers are from: they mean nothing without it.
+
+    `threads`: the intra-op threads the timed work ran with, when not this thread's own
+    (the engine's inference thread has its own; see service/threads.py).
+    """
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -62,7 +66,7 @@ def machine_line() -> str:
     except OSError:
         pass
     return (
-        f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"{cpu}, {threads or torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"Python {platform.python_version()}, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}"
     )
 

@@ -30,8 +30,10 @@ EngineFactory = Callable[[Settings, EngineObserver], EngineAPI]
 
 
 def _shipped_engine(settings: Settings, observer: EngineObserver) -> EngineAPI:
+    from service import threads
     from service.engine import Engine  # torch and the weights load here, not at import
 
+    threads.confine_caller()  # this thread only loads; the inference thread computes
     return Engine.from_settings(settings, observer)
 
 

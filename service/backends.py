@@ -19,9 +19,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from models import MCDropout2d, ModelCard, SegNet
+from models import ModelCard, SegNet
 from service import uncertainty
 from service.config import Settings
+from service.fast_dropout import with_pooled_dropout
 from service.types import ImageBatch, ProbBatch
 
 log = logging.getLogger(__name__)
@@ -54,52 +55,11 @@ def resolve_device(device: str) -> torch.device:
 def build_backend(settings: Settings, model: SegNet, card: ModelCard) -> Backend:
     """The backend `settings` ask for (torch or onnx, on auto/cpu/cuda) around `model`."""
     device = resolve_device(settings.device)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     if settings.backend == "onnx":
         return OnnxBackend(
             model, card.input_size, device, cache_dir=settings.onnx_cache_dir, threads=settings.threads
         )
     return TorchBackend(model, device, compile=settings.compile)
-
-
-class InPlaceMCDropout(MCDropout2d):
-    """`MCDropout2d`'s Bernoulli(1 − p) keep mask and 1/(1 − p) scaling, computed in place.
-
-    The original `x * keep / (1 - p)` allocates three maps besides the random one; on
-    the CPU the uniforms also come from numpy's PCG64, which draws them in 0.7 ms
-    where torch takes 1.2 ms for the shipped net at 192×256. Together that is 1.0
-    instead of 3.4 ms a stochastic pass: most of what vq-bnn pays over dnn. The
-    numpy generator is seeded from torch's, so `torch.manual_seed` still fixes the draws.
-    """
-
-    def __init__(self, p: float, stochastic: bool = False) -> None:
-        super().__init__(p, stochastic)
-        self._numpy_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.active:
-            return x
-        keep = self._uniform_like(x).ge_(self.p)  # 1.0 where kept, 0.0 where dropped
-        return keep.mul_(x).div_(1.0 - self.p)
-
-    def _uniform_like(self, x: torch.Tensor) -> torch.Tensor:
-        dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
-        if x.device.type != "cpu" or x.dtype != torch.float32 or not dense:
-            return torch.rand_like(x)
-        flat = torch.from_numpy(self._numpy_rng.random(x.numel(), dtype=np.float32))
-        return flat.as_strided(x.size(), x.stride())  # x's own layout: no copy before the next conv
-
-
-def with_in_place_dropout(model: SegNet) -> SegNet:
-    """A copy of `model` whose `MCDropout2d` layers are `InPlaceMCDropout` (the caller's is untouched)."""
-    model = copy.deepcopy(model)
-    for name, layer in list(model.named_modules()):
-        if type(layer) is MCDropout2d:
-            parent, _, child = name.rpartition(".")
-            fast = InPlaceMCDropout(layer.p, layer.stochastic).train(layer.training)
-            setattr(model.get_submodule(parent), child, fast)
-    return model
 
 
 class TorchBackend:
@@ -126,7 +86,7 @@ class TorchBackend:
         # (about 30 % on a CPU core for the shipped net at 192×256).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.dtype = torch.float16 if self.half else torch.float32
-        model = with_in_place_dropout(model).eval().to(self.device, dtype=self.dtype)
+        model = with_pooled_dropout(model).eval().to(self.device, dtype=self.dtype)
         self.model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.num_classes = model.config.num_classes
         self.stochastic_capable = model.is_stochastic_capable

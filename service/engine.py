@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from models import ModelCard, load_pretrained
-from service import preprocess
+from service import preprocess, threads
 from service.backends import Backend, build_backend
 from service.batcher import FrameQueue
 from service.config import Settings
@@ -128,7 +128,12 @@ class Engine:
         """Warm up (one forward of each kind), then start the batcher; `ready` is True after."""
         if self._task is not None:
             raise RuntimeError("engine already started: call stop() before starting it again")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamuq-infer")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="streamuq-infer",
+            initializer=threads.use_threads,  # the one thread team of the process: see service/threads.py
+            initargs=(self.settings.threads,),
+        )
         self._stopping = False
         self._wakeup = asyncio.Event()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._warm_up)

@@ -22,6 +22,7 @@ from service.errors import InvalidParameter, OutOfOrderFrame, StreamNotFound, To
 from service.types import Mode, StreamInfo, uses_temporal_state
 
 Clock = Literal["frames", "seconds"]
+SCENE_CUT_STRIDE = 4  # the scene-cut divergence is averaged over every 4th row and column
 
 
 class SlotPool:
@@ -77,7 +78,7 @@ class SlotPool:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fold one frame into each of B distinct slots; returns (P, A, cut) after the update.
 
-        `probs` B×C×h×w float32 (used as scratch: overwritten), `ent` B×h×w float32
+        `probs` B×C×h×w float32, `ent` B×h×w float32
         (H(probs) or, for a multi-sample frame, its mean); per slot its frame's time
         and τ (the stream's clock) and whether to start afresh (first frame, or after
         `reset_stream`). Returns P B×C×h×w and A B×h×w (valid until the next update)
@@ -101,10 +102,10 @@ class SlotPool:
             W, t_last = self.W.index_select(0, index), self.t_last.index_select(0, index)
 
         weight = torch.where(reset > 0, 0.0, uncertainty.decay(t, t_last, tau) * W)
-        diff = probs.sub_(P)
-        cut = (weight > 0) & (uncertainty.mean_abs(diff) > scene_cut_threshold)
+        divergence = uncertainty.total_variation(P, probs, stride=SCENE_CUT_STRIDE)
+        cut = (weight > 0) & (divergence > scene_cut_threshold)
         weight = torch.where(cut, 0.0, weight)
-        new_W = uncertainty.ema_update_(P, A, weight, diff, ent)
+        new_W = uncertainty.ema_update_(P, A, weight, probs, ent)
 
         if index is None:
             W.copy_(new_W)

@@ -2,7 +2,7 @@
 
 import torch
 
-from benchmarks import latency, quality
+from benchmarks import latency, quality, regimes
 from models import ModelCard, SegNet, create_model
 from models.data.synthetic import CLASSES, PALETTE
 
@@ -20,6 +20,7 @@ TINY_QUALITY = quality.QualityConfig(
     shift_severities=(3,),
     shift_streams=1,
     shift_frames=2,
+    regimes=regimes.RegimeConfig(streams=1, frames=3, height=32, width=48, samples=2),
 )
 
 TINY_LATENCY = latency.LatencyConfig(

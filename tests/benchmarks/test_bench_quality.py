@@ -5,7 +5,7 @@ import pytest
 import torch
 from bench_helpers import TINY_QUALITY, tiny_loader
 
-from benchmarks import quality
+from benchmarks import estimators, quality
 
 TINY = TINY_QUALITY
 
@@ -47,7 +47,7 @@ def test_quality_tiny_run_writes_tables_and_plots(tiny_result: tuple[quality.Qua
 
 def test_bnn_with_one_sample_has_no_epistemic_and_dnn_equals_its_own_entropy() -> None:
     probs = torch.softmax(torch.randn(1, 4, 5, 6), dim=1)
-    mean, maps = quality.bnn_maps(probs)
+    mean, maps = estimators.bnn_maps(probs)
     torch.testing.assert_close(mean, probs)
     assert float(maps.epistemic.abs().max()) < 1e-6
 
@@ -55,7 +55,7 @@ def test_bnn_with_one_sample_has_no_epistemic_and_dnn_equals_its_own_entropy() -
 def test_temporal_state_matches_the_papers_weighted_sum() -> None:
     torch.manual_seed(0)
     frames = [torch.softmax(torch.randn(1, 3, 2, 2), dim=1) for _ in range(5)]
-    state = quality.TemporalState(tau=1.25)
+    state = estimators.TemporalState(tau=1.25)
     for t, p in enumerate(frames):
         P, _ = state.update(p, float(t))
     weights = torch.tensor([math.exp(-(4 - k) / 1.25) for k in range(5)])

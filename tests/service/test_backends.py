@@ -4,13 +4,7 @@ import pytest
 import torch
 from tiny_model import informative_tiny_model
 
-from service.backends import (
-    InPlaceMCDropout,
-    OnnxBackend,
-    TorchBackend,
-    resolve_device,
-    with_in_place_dropout,
-)
+from service.backends import OnnxBackend, TorchBackend, resolve_device
 
 SIZE = (32, 48)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -48,36 +42,6 @@ def test_torch_backend_stochastic_only_when_asked() -> None:
     assert torch.equal(backend.forward(x, False), backend.forward(x, False))
     assert not torch.equal(backend.forward(x, True), backend.forward(x, True))
     assert torch.equal(backend.forward(x, False), backend.forward(x, False))  # switched back off
-
-
-def test_in_place_dropout_keeps_mc_dropouts_distribution() -> None:
-    torch.manual_seed(0)
-    layer = InPlaceMCDropout(0.3, stochastic=True).eval()
-    x = torch.rand(4, 16, 64, 64).contiguous(memory_format=torch.channels_last) + 0.5
-    out = layer(x)
-    kept = out != 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 65 536 draws: sd 0.0018
-    torch.testing.assert_close(out[kept], x[kept] / 0.7, rtol=1e-6, atol=0)
-    assert out.is_contiguous(memory_format=torch.channels_last)  # no layout change for the next conv
-    assert not torch.equal(layer(x), out)
-    assert torch.equal(InPlaceMCDropout(0.3).eval()(x), x)  # off: the identity
-
-
-def test_with_in_place_dropout_swaps_layers_and_follows_torch_seed() -> None:
-    model = _model()
-    torch.manual_seed(7)
-    fast = with_in_place_dropout(model)
-    torch.manual_seed(7)
-    again = with_in_place_dropout(model)
-    assert sum(isinstance(m, InPlaceMCDropout) for m in fast.modules()) == 5
-    assert not any(isinstance(m, InPlaceMCDropout) for m in model.modules())  # the original is untouched
-    x = torch.rand(2, 3, *SIZE)
-    fast.set_stochastic(True)
-    again.set_stochastic(True)
-    with torch.no_grad():
-        assert torch.equal(fast(x), again(x))
-        fast.set_stochastic(False)
-        torch.testing.assert_close(fast(x), model(x))  # deterministic: the same net
 
 
 def test_resolve_device_refuses_cuda_without_cuda() -> None:

@@ -86,8 +86,10 @@ class ControlledBackend(TorchBackend):
         self.gate.set()
         self.entered = threading.Event()
         self.fail = False
+        self.threads = 0  # torch's intra-op threads seen by the last forward
 
     def forward(self, images: torch.Tensor, stochastic: bool) -> torch.Tensor:
+        self.threads = torch.get_num_threads()
         self.entered.set()
         self.gate.wait(timeout=10)
         if self.fail:
@@ -421,5 +423,19 @@ def test_engine_from_settings_serves_the_shipped_layout(tmp_path: Path) -> None:
         result = await engine.submit("s", _scene((60, 80)))
         assert result.mode == "vq-bnn" and result.maps.mask.shape == (60, 80)
         await engine.stop()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_engine_computes_on_its_own_thread_with_the_configured_threads(threads: int) -> None:
+    async def main() -> None:
+        engine, _, backend = _engine(threads=threads)
+        caller = torch.get_num_threads()
+        await engine.start()
+        await engine.submit("s", _frame(0))
+        await engine.stop()
+        assert backend.threads == threads
+        assert torch.get_num_threads() == caller  # per thread: the caller's own team is not resized
 
     asyncio.run(main())

@@ -91,3 +91,13 @@ def test_softmax_returns_float32_probabilities_from_half_logits() -> None:
     probs = uncertainty.softmax(torch.randn(2, 5, 3, 3).half())
     assert probs.dtype == torch.float32
     torch.testing.assert_close(probs.sum(dim=1), torch.ones(2, 3, 3))
+
+
+def test_strided_total_variation_sees_a_scene_cut_as_the_full_one_does() -> None:
+    torch.manual_seed(3)
+    before = torch.rand(2, 4, 64, 96).softmax(dim=1)
+    after = torch.rand(2, 4, 64, 96).mul(6).softmax(dim=1)  # another scene: sharper, elsewhere
+    full = uncertainty.total_variation(before, after)
+    strided = uncertainty.total_variation(before, after, stride=4)
+    torch.testing.assert_close(strided, full, atol=0.01, rtol=0)  # 384 of 6144 pixels
+    assert bool((full > 0.2).all())  # a real cut, far above the noise of the estimate
