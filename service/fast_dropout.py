@@ -9,7 +9,7 @@ the window starting at a fresh random offset every pass: one memory pass.
 
 Why it is still MC dropout: every element of a window is an independent Bernoulli
 draw, and two passes read the same bank element at the same position only when
-their offsets are equal (chance about 1 in 3 million), so the masks of consecutive
+their offsets are equal (about 1 chance in 4 million), so the masks of consecutive
 frames, which the temporal ensemble averages over, are independent. Layers of one
 pass may read overlapping stretches of the bank at shifted positions; nothing in
 the net aligns those, so it is immaterial. Batches too large for the bank (an
