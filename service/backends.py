@@ -151,6 +151,9 @@ class OnnxBackend:
         else:
             providers = ["CPUExecutionProvider"]
         options = ort.SessionOptions()
+        # Spinning pool threads would fight the inference thread's torch team for the cores
+        # (the pre- and post-processing is torch): ORT ran 2.1× torch's dnn time with it, 1.1× without.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self._sessions = {False: ort.InferenceSession(str(deterministic_path), options, providers=providers)}
