@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from benchmarks import report
 from benchmarks.estimators import (
@@ -36,9 +35,10 @@ from benchmarks.estimators import (
     to_batch,
 )
 from benchmarks.uq_metrics import SegmentationAccumulator
+from models import SegNet
 from service import uncertainty as U
 
-ModelLoader = Callable[[str], nn.Module]
+ModelLoader = Callable[[str], SegNet]
 METHODS = ("DNN", "BNN", "VQ-BNN")
 
 
@@ -80,7 +80,7 @@ def run(config: RegimeConfig, load: ModelLoader) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for frame_time in config.frame_times:
         accs = {
-            (t, m): SegmentationAccumulator(dnn.config.num_classes)  # type: ignore[union-attr]
+            (t, m): SegmentationAccumulator(dnn.config.num_classes)
             for t in config.temperatures
             for m in METHODS
         }
